@@ -1,0 +1,50 @@
+//! Health-check results (spec/monitor.md §10.3) and the monitor's timer,
+//! which evaluates a group without waiting for a heartbeat so that lease
+//! expiries are acted upon at once.
+
+use super::{transaction, Outcome};
+use crate::effect::Result;
+use crate::node::{Group, Health, NodeRef};
+use crate::rules;
+use crate::settings::Context;
+
+/// Record a health-check verdict for `node_id`; an event is produced when the
+/// verdict changes. Returns whether the node still exists.
+pub fn set_health(
+    ctx: &Context,
+    group: &mut Group,
+    node_id: i64,
+    health: Health,
+) -> Result<Outcome<bool>> {
+    transaction(ctx, group, |m| {
+        let now = m.ctx.now;
+        let Some(n) = m.group.node_mut(node_id) else { return Ok(false) };
+        let before = n.health;
+        n.health = health;
+        n.health_check_time = now;
+        if before != health {
+            let n = n.clone();
+            let word = if health == Health::Bad { "unhealthy" } else { "healthy" };
+            let description = format!("Node {} is marked as {} by the monitor", NodeRef(&n), word);
+            m.log(description.clone());
+            m.event(node_id, &description);
+        }
+        Ok(true)
+    })
+}
+
+/// Evaluate the group once for each node whose keeper is still reporting,
+/// as if it had just repeated its last report. Returns whether any goal
+/// state or priority changed.
+pub fn evaluate_group(ctx: &Context, group: &mut Group) -> Result<Outcome<bool>> {
+    transaction(ctx, group, |m| {
+        let before = m.group.clone();
+        for id in m.group.active_ids() {
+            let reporting = m.group.node(id).is_some_and(|n| m.ctx.is_reporting(Some(n)));
+            if reporting {
+                rules::proceed(m, id)?;
+            }
+        }
+        Ok(*m.group != before)
+    })
+}

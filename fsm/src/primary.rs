@@ -1,0 +1,144 @@
+//! `ProceedGroupStateForPrimaryNode`: rules P1–P3 for a node in a primary
+//! state, including the P2 counting procedure that trades durability for
+//! availability through `number_sync_standbys` (spec/monitor.md §7.2).
+//!
+//! Departure from v2.2 (as upstream's unreleased 2.3): P2b does not fall back
+//! to `wait_primary` (and thus to asynchronous commits) while a failover is
+//! in progress.
+
+use crate::effect::Result;
+use crate::machine::Machine;
+use crate::node::NodeRef;
+use crate::state::NodeState::*;
+
+/// Evaluate the primary rules for `x`. Returns whether anything changed.
+pub fn proceed(m: &mut Machine<'_>, x: i64) -> Result<bool> {
+    let xn = m.n(x).clone();
+
+    // P1
+    if xn.is(Single) {
+        let joined = m.group.others(x).find(|o| o.is(WaitStandby)).cloned();
+        if let Some(o) = joined {
+            m.assign(
+                x,
+                WaitPrimary,
+                format!(
+                    "Setting goal state of {} to wait_primary after {} joined.",
+                    NodeRef(&xn),
+                    NodeRef(&o)
+                ),
+            );
+            return Ok(true);
+        }
+        return Ok(false);
+    }
+
+    // P3
+    if xn.is(JoinPrimary) {
+        m.assign(x, Primary, format!("Setting goal state of {} to primary", NodeRef(&xn)));
+        return Ok(true);
+    }
+
+    if !xn.is_any(&[Primary, WaitPrimary, ApplySettings]) {
+        return Ok(false);
+    }
+
+    // P2: count what the other nodes can do for this primary.
+    let others: Vec<i64> = m.group.others(x).map(|o| o.id).collect();
+    let total = others.len();
+    let (mut quorum_count, mut secondary_count, mut secondary_quorum_count) = (total, total, total);
+    for oid in others {
+        let o = m.n(oid).clone();
+        if o.goal == Secondary
+            && !matches!(o.reported, ReportLsn | JoinSecondary)
+            && m.ctx.is_unhealthy(Some(&o))
+        {
+            m.assign(
+                oid,
+                CatchingUp,
+                format!(
+                    "Setting goal state of {} to catchingup after it became unhealthy.",
+                    NodeRef(&o)
+                ),
+            );
+            secondary_count -= 1;
+            secondary_quorum_count -= 1;
+        } else if !o.is(Secondary) {
+            secondary_count -= 1;
+            secondary_quorum_count -= 1;
+        } else if !o.replication_quorum {
+            secondary_quorum_count -= 1;
+        }
+        if !o.replication_quorum {
+            quorum_count -= 1;
+        }
+    }
+    let nss = m.group.formation.number_sync_standbys;
+
+    // P2a: every standby is asynchronous.
+    if quorum_count == 0 {
+        let target = if secondary_count == 0 { WaitPrimary } else { Primary };
+        if xn.goal != target {
+            m.assign(
+                x,
+                target,
+                format!(
+                    "Setting goal state of {} to {} because none of the secondary nodes are healthy at the moment.",
+                    NodeRef(&xn),
+                    target
+                ),
+            );
+        }
+        return Ok(true);
+    }
+
+    // P2b
+    if !xn.is(WaitPrimary) && secondary_quorum_count == 0 {
+        let target = if nss == 0 { WaitPrimary } else { Primary };
+        let failover = m.group.failover_in_progress();
+        if xn.goal != target && !(target == WaitPrimary && failover) {
+            m.assign(
+                x,
+                target,
+                format!(
+                    "Setting goal state of {} to {} because none of the standby nodes in the quorum are healthy at the moment.",
+                    NodeRef(&xn),
+                    target
+                ),
+            );
+            return Ok(true);
+        }
+    }
+
+    // P2c
+    if xn.is(WaitPrimary) && secondary_quorum_count > 0 {
+        m.assign(
+            x,
+            Primary,
+            format!(
+                "Setting goal state of {} to primary now that we have {} healthy  secondary nodes in the quorum.",
+                NodeRef(&xn),
+                secondary_quorum_count
+            ),
+        );
+        return Ok(true);
+    }
+
+    // P2d
+    if xn.is(ApplySettings) {
+        let target =
+            if nss == 0 && secondary_quorum_count == 0 { WaitPrimary } else { Primary };
+        m.assign(
+            x,
+            target,
+            format!(
+                "Setting goal state of {} to {} after it applied replication properties change.",
+                NodeRef(&xn),
+                target
+            ),
+        );
+        return Ok(true);
+    }
+
+    Ok(true)
+}

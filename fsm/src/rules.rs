@@ -1,0 +1,491 @@
+//! `ProceedGroupState`: the group state machine evaluated for one active
+//! node, rule by rule in upstream's order (spec/monitor.md §7.1, rules G1–G8
+//! and R1–R23; the Citus rules R13, R14, R19 and R20 are not implemented
+//! because this monitor serves pgsql formations only).
+//!
+//! Deliberate departures from v2.2, each pinned by a test named after the
+//! upstream bug:
+//! * a goal is only assigned when the keeper has a transition to it from the
+//!   node's reported state (§16 item 17): a lone node that never got a copy
+//!   of the data is not made `single`, a lone priority-0 node converged in a
+//!   writable state stays `single`, a dead primary converged in
+//!   `wait_primary` (or `single`) is not sent to `draining` nor to
+//!   `demote_timeout` but straight to `demoted` once it is presumed fenced;
+//! * G5 assigns `report_lsn` once, not on every heartbeat (§16 item 4);
+//! * G7 no longer fails every heartbeat of a group without a primary: it
+//!   starts an election (§16 item 5);
+//! * R2 does not send an electing standby back to the old primary while
+//!   another node is already being promoted.
+//!
+//! Lease-holding keepers (ours) let R18 finish a failover as soon as the old
+//! primary's lease expired and the new primary stopped streaming from it for
+//! `fence_timeout`, instead of waiting `primary_demote_timeout`.
+
+use crate::effect::Result;
+use crate::election;
+use crate::health::wal_difference_within;
+use crate::machine::Machine;
+use crate::node::NodeRef;
+use crate::primary;
+use crate::state::NodeState::{self, *};
+
+/// Run the group state machine with `a` as the active node. Returns whether
+/// anything changed.
+pub fn proceed(m: &mut Machine<'_>, a: i64) -> Result<bool> {
+    let Some(an) = m.group.node(a).cloned() else { return Ok(false) };
+
+    // G1: the keeper finished its drop protocol.
+    if an.is(Dropped) {
+        m.log(format!(
+            "Removing {} from formation \"{}\" and group {}",
+            NodeRef(&an),
+            m.group.formation.id,
+            an.group_id
+        ));
+        m.delete(a);
+        return Ok(true);
+    }
+    // G2: being dropped.
+    if an.goal == Dropped {
+        return Ok(false);
+    }
+    // G3: frozen in maintenance until stop_maintenance.
+    if an.is(Maintenance) {
+        return Ok(false);
+    }
+
+    let count = m.group.active().count();
+    if count == 1 {
+        return lone_node(m, a);
+    }
+
+    // G6
+    if an.is_in_primary_state() {
+        return primary::proceed(m, a);
+    }
+
+    let p = m.group.primary_or_demoted().map(|n| n.id);
+
+    // G7 (fixed): no primary and no failover in progress: elect one.
+    if p.is_none() && !m.group.failover_in_progress() {
+        return election::proceed(m, a, None);
+    }
+
+    // G8
+    if count > 2 && m.ctx.is_unhealthy(p.map(|id| m.n(id))) {
+        if let Some(pid) = p {
+            let pn = m.n(pid).clone();
+            let candidates = m
+                .ctx
+                .count_healthy_candidates(m.group.others(pid).filter(|o| o.goal == Secondary));
+            if pn.is_in_primary_state()
+                && !pn.is(WaitPrimary)
+                && can_reach(pn.reported, Draining)
+                && candidates >= 1
+            {
+                m.assign(
+                    pid,
+                    Draining,
+                    format!(
+                        "Setting goal state of {} to draining after it became unhealthy.",
+                        NodeRef(&pn)
+                    ),
+                );
+            } else if pn.is(PrepareMaintenance) {
+                m.assign(
+                    pid,
+                    Maintenance,
+                    format!(
+                        "Setting goal state of {} to maintenance after it converged to prepare_maintenance.",
+                        NodeRef(&pn)
+                    ),
+                );
+            }
+        }
+        if election::proceed(m, a, p)? {
+            return Ok(true);
+        }
+    }
+
+    reporting_rules(m, a, p)
+}
+
+/// Whether the keeper implements `from → to` (or is already there).
+fn can_reach(from: NodeState, to: NodeState) -> bool {
+    from == to || crate::keeper::transition(from, to).is_some()
+}
+
+/// G4 and G5: the node is alone in its group.
+fn lone_node(m: &mut Machine<'_>, a: i64) -> Result<bool> {
+    let an = m.n(a).clone();
+    if an.is(Single) {
+        return Ok(false);
+    }
+    if an.candidate_priority > 0 {
+        // A node that never received a copy of the data (wait_standby), or
+        // is between two states that cannot become a primary, stays put.
+        if can_reach(an.reported, Single) && an.goal != Single {
+            m.assign(
+                a,
+                Single,
+                format!(
+                    "Setting goal state of {} to single as there is no other node.",
+                    NodeRef(&an)
+                ),
+            );
+            return Ok(true);
+        }
+        return Ok(false);
+    }
+    // Candidate priority 0.
+    if an.reported.can_take_writes() && an.reported == an.goal {
+        // Already serving writes: keep serving them, alone.
+        m.assign(
+            a,
+            Single,
+            format!("Setting goal state of {} to single as there is no other node.", NodeRef(&an)),
+        );
+        return Ok(true);
+    }
+    if an.goal != ReportLsn && can_reach(an.reported, ReportLsn) {
+        m.assign(
+            a,
+            ReportLsn,
+            format!(
+                "Setting goal state of {} to report_lsn as there is no other node and candidate priority is 0.",
+                NodeRef(&an)
+            ),
+        );
+        return Ok(true);
+    }
+    Ok(false)
+}
+
+/// R1–R23, evaluated when G8 did not conclude.
+fn reporting_rules(m: &mut Machine<'_>, a: i64, p: Option<i64>) -> Result<bool> {
+    let an = m.n(a).clone();
+    let pn = p.map(|id| m.n(id).clone());
+    let ctx = m.ctx;
+    let settings = &ctx.settings;
+    let p_healthy = ctx.is_healthy(pn.as_ref());
+
+    if let Some(pn) = &pn {
+        // R1
+        if an.is(ReportLsn) && pn.is_any(&[WaitPrimary, JoinPrimary]) && p_healthy {
+            m.assign(
+                a,
+                Secondary,
+                format!(
+                    "Setting goal state of {} to secondary after {} converged to {} and has been marked healthy.",
+                    NodeRef(&an),
+                    NodeRef(pn),
+                    pn.reported
+                ),
+            );
+            return Ok(true);
+        }
+        // R2 (fixed: not while another node is being promoted).
+        if an.is(ReportLsn)
+            && pn.is(Primary)
+            && p_healthy
+            && m.group.candidate_being_promoted().is_none()
+        {
+            m.assign(
+                a,
+                Secondary,
+                format!(
+                    "Setting goal state of {} to secondary after {} got selected as the failover candidate.",
+                    NodeRef(&an),
+                    NodeRef(pn)
+                ),
+            );
+            return Ok(true);
+        }
+    }
+
+    // R3
+    if an.is(FastForward) {
+        m.assign(
+            a,
+            PreparePromotion,
+            format!("Setting goal state of {} to prepare_promotion", NodeRef(&an)),
+        );
+        return Ok(true);
+    }
+    // R4
+    if an.is(ReportLsn) {
+        return election::proceed(m, a, p);
+    }
+
+    let Some(pn) = pn else {
+        // R16: promotion candidate and no old primary left to demote.
+        if an.is(PreparePromotion) {
+            m.assign(
+                a,
+                WaitPrimary,
+                format!(
+                    "Setting goal state of {} to wait_primary after {} converged to prepare_promotion.",
+                    NodeRef(&an),
+                    NodeRef(&an)
+                ),
+            );
+            return Ok(true);
+        }
+        return Ok(false);
+    };
+    let pid = pn.id;
+
+    // R5
+    if an.is(WaitStandby) && pn.is_any(&[WaitPrimary, JoinPrimary]) {
+        m.assign(
+            a,
+            CatchingUp,
+            format!(
+                "Setting goal state of {} to catchingup after {} converged to {}.",
+                NodeRef(&an),
+                NodeRef(&pn),
+                pn.reported
+            ),
+        );
+        return Ok(true);
+    }
+    // R6
+    if an.is(WaitStandby) && pn.is(Primary) && an.replication_quorum {
+        m.assign_all(
+            &[(a, CatchingUp), (pid, ApplySettings)],
+            format!(
+                "Setting goal state of {} to catchingup and {} to {} to edit synchronous_standby_names.",
+                NodeRef(&an),
+                NodeRef(&pn),
+                pn.reported
+            ),
+        );
+        return Ok(true);
+    }
+    // R7
+    if an.is(WaitStandby) && pn.is(Primary) && !an.replication_quorum {
+        m.assign(a, CatchingUp, format!("Setting goal state of {} to catchingup.", NodeRef(&an)));
+        return Ok(true);
+    }
+    // R8
+    if an.is(CatchingUp)
+        && pn.is_any(&[WaitPrimary, JoinPrimary, Primary])
+        && ctx.is_healthy(Some(&an))
+        && an.tli == pn.tli
+        && wal_difference_within(Some(&an), Some(&pn), settings.enable_sync_wal_log_threshold)
+    {
+        m.assign(
+            a,
+            Secondary,
+            format!("Setting goal state of {} to secondary after it caught up.", NodeRef(&an)),
+        );
+        return Ok(true);
+    }
+    // R9: the two-node automatic failover.
+    if an.is(Secondary)
+        && pn.is_in_primary_state()
+        && ctx.is_unhealthy(Some(&pn))
+        && ctx.is_healthy(Some(&an))
+        && an.candidate_priority > 0
+        && wal_difference_within(Some(&an), Some(&pn), settings.promote_wal_log_threshold)
+    {
+        if can_reach(pn.reported, Draining) {
+            m.assign_all(
+                &[(pid, Draining), (a, PreparePromotion)],
+                format!(
+                    "Setting goal state of {} to draining and {} to prepare_promotion after {} became unhealthy.",
+                    NodeRef(&pn),
+                    NodeRef(&an),
+                    NodeRef(&pn)
+                ),
+            );
+        } else {
+            // Upstream issue #1168: the dead primary was converged in
+            // wait_primary, which has no way down through draining.
+            m.assign(
+                a,
+                PreparePromotion,
+                format!(
+                    "Setting goal state of {} to prepare_promotion after {} became unhealthy.",
+                    NodeRef(&an),
+                    NodeRef(&pn)
+                ),
+            );
+        }
+        return Ok(true);
+    }
+    // R10
+    if an.is(WaitMaintenance) && pn.is(WaitPrimary) {
+        m.assign(
+            a,
+            Maintenance,
+            format!(
+                "Setting goal state of {} to maintenance after {} converged to wait_primary.",
+                NodeRef(&an),
+                NodeRef(&pn)
+            ),
+        );
+        return Ok(true);
+    }
+    // R11
+    if an.is(WaitMaintenance) && pn.goal != WaitPrimary {
+        m.assign(
+            a,
+            Maintenance,
+            format!(
+                "Setting goal state of {} to maintenance after {} got assigned {} as goal state.",
+                NodeRef(&an),
+                NodeRef(&pn),
+                pn.goal
+            ),
+        );
+        return Ok(true);
+    }
+    // R12
+    if an.is(PreparePromotion) && pn.is(PrepareMaintenance) {
+        m.assign(
+            a,
+            StopReplication,
+            format!(
+                "Setting goal state of {} to stop_replication after {} converged to prepare_maintenance.",
+                NodeRef(&an),
+                NodeRef(&pn)
+            ),
+        );
+        return Ok(true);
+    }
+    // R15
+    if an.is(PreparePromotion) && !pn.is_in_maintenance() {
+        if can_reach(pn.reported, DemoteTimeout) {
+            m.assign_all(
+                &[(pid, DemoteTimeout), (a, StopReplication)],
+                format!(
+                    "Setting goal state of {} to demote_timeout and {} to stop_replication after {} converged to prepare_promotion.",
+                    NodeRef(&pn),
+                    NodeRef(&an),
+                    NodeRef(&an)
+                ),
+            );
+        } else {
+            // The old primary (converged wait_primary or single) keeps its
+            // goal until it is presumed fenced, see R18.
+            m.assign(
+                a,
+                StopReplication,
+                format!(
+                    "Setting goal state of {} to stop_replication after {} converged to prepare_promotion.",
+                    NodeRef(&an),
+                    NodeRef(&an)
+                ),
+            );
+        }
+        return Ok(true);
+    }
+    // R17
+    if an.is(StopReplication) && pn.is(PrepareMaintenance) {
+        m.assign_all(
+            &[(a, WaitPrimary), (pid, Maintenance)],
+            format!(
+                "Setting goal state of {} to wait_primary and {} to maintenance.",
+                NodeRef(&an),
+                NodeRef(&pn)
+            ),
+        );
+        return Ok(true);
+    }
+    // R18
+    if an.is(StopReplication) && old_primary_is_fenced(m, &pn, &an) {
+        m.assign_all(
+            &[(a, WaitPrimary), (pid, Demoted)],
+            format!(
+                "Setting goal state of {} to wait_primary and {} to demoted after the demote timeout expired.",
+                NodeRef(&an),
+                NodeRef(&pn)
+            ),
+        );
+        return Ok(true);
+    }
+    // R21a
+    if an.is(Demoted)
+        && p_healthy
+        && matches!(pn.reported, WaitPrimary | JoinPrimary)
+        && pn.goal == Primary
+    {
+        m.assign(
+            a,
+            CatchingUp,
+            format!(
+                "Setting goal state of {} to catchingup after it converged to demotion and {} converged to primary.",
+                NodeRef(&an),
+                NodeRef(&pn)
+            ),
+        );
+        return Ok(true);
+    }
+    // R21b
+    if an.is(Demoted) && p_healthy && pn.is_any(&[JoinPrimary, WaitPrimary, Primary]) {
+        m.assign(
+            a,
+            CatchingUp,
+            format!(
+                "Setting goal state of {} to catchingup after it converged to demotion and {} converged to {}.",
+                NodeRef(&an),
+                NodeRef(&pn),
+                pn.reported
+            ),
+        );
+        return Ok(true);
+    }
+    // R22
+    if an.is(JoinSecondary) && pn.reported == WaitPrimary && matches!(pn.goal, WaitPrimary | Primary)
+    {
+        m.assign(
+            a,
+            Secondary,
+            format!(
+                "Setting goal state of {} to secondary after {} converged to wait_primary.",
+                NodeRef(&an),
+                NodeRef(&pn)
+            ),
+        );
+        return primary::proceed(m, pid);
+    }
+    // R23
+    if an.is(JoinSecondary) && pn.is(Primary) {
+        m.assign(
+            a,
+            Secondary,
+            format!(
+                "Setting goal state of {} to secondary after {} converged to primary.",
+                NodeRef(&an),
+                NodeRef(&pn)
+            ),
+        );
+        return Ok(true);
+    }
+    Ok(false)
+}
+
+/// The R18 condition: the old primary `p` can no longer accept writes, so
+/// the promoted node `a` (converged in `stop_replication`) may open for
+/// writes.
+fn old_primary_is_fenced(m: &Machine<'_>, p: &crate::Node, a: &crate::Node) -> bool {
+    let ctx = m.ctx;
+    if p.is(DemoteTimeout) {
+        return true;
+    }
+    if p.lease {
+        // The keeper of `p` fences its Postgres once its lease expired and
+        // one of its standbys (`a`, which promoted before reporting
+        // stop_replication) stopped streaming from it for fence_timeout.
+        return ctx.lease_expired(p) && ctx.elapsed(a.state_change_time, ctx.settings.fence_timeout_ms);
+    }
+    if p.goal == DemoteTimeout {
+        return ctx.is_drain_time_expired(Some(p));
+    }
+    // An old primary whose goal stayed writable (converged in wait_primary
+    // or single when it died): presumed down after primary_demote_timeout.
+    p.goal.can_take_writes()
+        && ctx.is_unhealthy(Some(p))
+        && ctx.elapsed(a.state_change_time, ctx.settings.primary_demote_timeout_ms)
+}
