@@ -14,7 +14,12 @@ pub enum Effect {
     /// that moment (after the assignment that produced it).
     Event { node: Node, description: String },
     /// A NOTICE or WARNING for the client that called the function.
-    Notice { level: NoticeLevel, code: SqlState, message: String, detail: Option<String> },
+    Notice {
+        level: NoticeLevel,
+        code: SqlState,
+        message: String,
+        detail: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,7 +67,12 @@ pub struct MonitorError {
 
 impl MonitorError {
     pub fn new(code: SqlState, message: impl Into<String>) -> MonitorError {
-        MonitorError { code, message: message.into(), detail: None, hint: None }
+        MonitorError {
+            code,
+            message: message.into(),
+            detail: None,
+            hint: None,
+        }
     }
 
     pub fn detail(mut self, detail: impl Into<String>) -> MonitorError {

@@ -110,7 +110,10 @@ pub fn proceed(m: &mut Machine<'_>, a: i64, p: Option<i64>) -> Result<bool> {
     // M4: the most advanced standbys.
     let most_advanced = most_advanced_standbys(m.group.active());
     let Some(first_ma) = most_advanced.first().cloned() else {
-        return Err(MonitorError::new(SqlState::INTERNAL_ERROR, "BUG: mostAdvancedNodeList is empty"));
+        return Err(MonitorError::new(
+            SqlState::INTERNAL_ERROR,
+            "BUG: mostAdvancedNodeList is empty",
+        ));
     };
     let ma_lsn = first_ma.lsn;
     m.log(format!(
@@ -160,7 +163,12 @@ fn proceed_with(m: &mut Machine<'_>, a: i64, c: &Node) -> Result<bool> {
 /// reported LSN of the highest timeline.
 pub fn most_advanced_standbys<'a>(nodes: impl Iterator<Item = &'a Node>) -> Vec<Node> {
     let mut sorted: Vec<&Node> = nodes.filter(|n| !n.reported.belongs_to_primary()).collect();
-    sorted.sort_by(|x, y| y.tli.cmp(&x.tli).then(y.lsn.cmp(&x.lsn)).then(x.id.cmp(&y.id)));
+    sorted.sort_by(|x, y| {
+        y.tli
+            .cmp(&x.tli)
+            .then(y.lsn.cmp(&x.lsn))
+            .then(x.id.cmp(&y.id))
+    });
     let mut reference = Lsn::ZERO;
     let mut result = Vec::new();
     for n in sorted {
@@ -202,7 +210,11 @@ fn select_candidate(
         .map(|&id| m.n(id).clone())
         .filter(|n| n.candidate_priority > 0)
         .collect();
-    sorted.sort_by(|x, y| y.candidate_priority.cmp(&x.candidate_priority).then(x.id.cmp(&y.id)));
+    sorted.sort_by(|x, y| {
+        y.candidate_priority
+            .cmp(&x.candidate_priority)
+            .then(x.id.cmp(&y.id))
+    });
 
     let mut selected: Option<Node> = None;
     for c in sorted {
@@ -241,7 +253,11 @@ fn promote_selected(m: &mut Machine<'_>, s: i64, p: Option<&Node>, count: usize,
         m.set_priority(
             s,
             cp,
-            format!("Updating candidate priority back to {} for {}", cp, NodeRef(&sn)),
+            format!(
+                "Updating candidate priority back to {} for {}",
+                cp,
+                NodeRef(&sn)
+            ),
         );
     }
     for id in m.group.active_ids() {
@@ -251,7 +267,11 @@ fn promote_selected(m: &mut Machine<'_>, s: i64, p: Option<&Node>, count: usize,
             m.set_priority(
                 id,
                 cp,
-                format!("Updating candidate priority back to {} for {}", cp, NodeRef(&n)),
+                format!(
+                    "Updating candidate priority back to {} for {}",
+                    cp,
+                    NodeRef(&n)
+                ),
             );
         }
     }

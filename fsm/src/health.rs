@@ -97,7 +97,9 @@ impl Context {
 /// `WalDifferenceWithin`: true when either node is missing, false when either
 /// LSN is unknown (`0/0`).
 pub fn wal_difference_within(a: Option<&Node>, b: Option<&Node>, delta: i64) -> bool {
-    let (Some(a), Some(b)) = (a, b) else { return true };
+    let (Some(a), Some(b)) = (a, b) else {
+        return true;
+    };
     if a.lsn.is_zero() || b.lsn.is_zero() {
         return false;
     }
@@ -124,12 +126,21 @@ mod tests {
         let mut n = node();
         n.health = Health::Bad;
         n.health_check_time = ms(30_000);
-        assert!(ctx(ms(30_000)).is_unhealthy(Some(&n)), "20 s silent, bad check");
+        assert!(
+            ctx(ms(30_000)).is_unhealthy(Some(&n)),
+            "20 s silent, bad check"
+        );
         assert!(!ctx(ms(19_999)).is_unhealthy(Some(&n)));
         n.health = Health::Unknown;
-        assert!(!ctx(ms(60_000)).is_unhealthy(Some(&n)), "unknown health never makes it");
+        assert!(
+            !ctx(ms(60_000)).is_unhealthy(Some(&n)),
+            "unknown health never makes it"
+        );
         n.pg_is_running = false;
-        assert!(ctx(0).is_unhealthy(Some(&n)), "keeper says Postgres is down");
+        assert!(
+            ctx(0).is_unhealthy(Some(&n)),
+            "keeper says Postgres is down"
+        );
         assert!(ctx(0).is_unhealthy(None));
     }
 
@@ -150,10 +161,19 @@ mod tests {
         n.health = Health::Bad;
         n.health_check_time = ms(1_000);
         n.report_time = ms(1_500);
-        assert!(ctx(ms(1_800)).is_healthy(Some(&n)), "fresh report overrides the bad check");
-        assert!(!ctx(ms(5_000)).is_healthy(Some(&n)), "stale report does not");
+        assert!(
+            ctx(ms(1_800)).is_healthy(Some(&n)),
+            "fresh report overrides the bad check"
+        );
+        assert!(
+            !ctx(ms(5_000)).is_healthy(Some(&n)),
+            "stale report does not"
+        );
         n.report_time = ms(500);
-        assert!(!ctx(ms(800)).is_healthy(Some(&n)), "report older than the check");
+        assert!(
+            !ctx(ms(800)).is_healthy(Some(&n)),
+            "report older than the check"
+        );
     }
 
     /// spec/monitor.md §16 item 2: with v2.2 a node whose health was never
@@ -185,7 +205,10 @@ mod tests {
     fn wal_difference() {
         let mut a = node();
         let mut b = node();
-        assert!(!wal_difference_within(Some(&a), Some(&b), 10), "0/0 is unknown");
+        assert!(
+            !wal_difference_within(Some(&a), Some(&b), 10),
+            "0/0 is unknown"
+        );
         a.lsn = Lsn(100);
         b.lsn = Lsn(105);
         assert!(wal_difference_within(Some(&a), Some(&b), 5));

@@ -86,7 +86,13 @@ const fn t(
     comment: &'static str,
     actions: &'static [Action],
 ) -> Transition {
-    Transition { from, to, comment, actions, ours: false }
+    Transition {
+        from,
+        to,
+        comment,
+        actions,
+        ours: false,
+    }
 }
 
 const fn ours(
@@ -95,14 +101,25 @@ const fn ours(
     comment: &'static str,
     actions: &'static [Action],
 ) -> Transition {
-    Transition { from, to, comment, actions, ours: true }
+    Transition {
+        from,
+        to,
+        comment,
+        actions,
+        ours: true,
+    }
 }
 
 const INIT_PRIMARY: &[Action] = &[InitPrimary, DisableSyncRep, ManageSlots];
 const DISABLE_REPLICATION: &[Action] = &[StartPostgres, DisableSyncRep, ManageSlots];
 const STOP: &[Action] = &[StopPostgres];
-const PROMOTE_ALONE: &[Action] =
-    &[StartPostgres, Promote, DisableSyncRep, SetReadWrite, ManageSlots];
+const PROMOTE_ALONE: &[Action] = &[
+    StartPostgres,
+    Promote,
+    DisableSyncRep,
+    SetReadWrite,
+    ManageSlots,
+];
 const ENABLE_SYNC: &[Action] = &[ApplySyncStandbyNames, WaitForSyncStandby];
 const REPORT_LSN: &[Action] = &[DisconnectFromUpstream];
 const REPORT_LSN_FROM_PRIMARY: &[Action] = &[DropReplicationSlots, DisconnectFromUpstream];
@@ -113,102 +130,458 @@ const NOTHING: &[Action] = &[];
 pub const TABLE: &[Transition] = &[
     t(Init, Single, "Start as a single node", INIT_PRIMARY),
     t(Dropped, Single, "Start as a single node", INIT_PRIMARY),
-    t(Dropped, ReportLsn, "Initialise from the most advanced standby", &[BaseBackupFromStandby]),
-    t(Primary, Single, "Other nodes are gone: disable synchronous replication", DISABLE_REPLICATION),
-    t(WaitPrimary, Single, "Other nodes are gone: disable synchronous replication", DISABLE_REPLICATION),
-    t(JoinPrimary, Single, "Other nodes are gone: disable synchronous replication", DISABLE_REPLICATION),
+    t(
+        Dropped,
+        ReportLsn,
+        "Initialise from the most advanced standby",
+        &[BaseBackupFromStandby],
+    ),
+    t(
+        Primary,
+        Single,
+        "Other nodes are gone: disable synchronous replication",
+        DISABLE_REPLICATION,
+    ),
+    t(
+        WaitPrimary,
+        Single,
+        "Other nodes are gone: disable synchronous replication",
+        DISABLE_REPLICATION,
+    ),
+    t(
+        JoinPrimary,
+        Single,
+        "Other nodes are gone: disable synchronous replication",
+        DISABLE_REPLICATION,
+    ),
     t(Primary, Draining, "A failover occurred, stop writes", STOP),
     t(Draining, Demoted, "Demote after draining", STOP),
-    t(Primary, Demoted, "A failover occurred, no longer primary", STOP),
-    t(Primary, DemoteTimeout, "Stop Postgres: a failover is in progress", STOP),
-    t(JoinPrimary, Draining, "A failover occurred, stop writes", STOP),
-    t(JoinPrimary, Demoted, "A failover occurred, no longer primary", STOP),
-    t(JoinPrimary, DemoteTimeout, "Stop Postgres: a failover is in progress", STOP),
-    t(ApplySettings, Draining, "A failover occurred, stop writes", STOP),
-    t(ApplySettings, Demoted, "A failover occurred, no longer primary", STOP),
-    t(ApplySettings, DemoteTimeout, "Stop Postgres: a failover is in progress", STOP),
-    t(Primary, PrepareMaintenance, "Stop the primary for maintenance", &[CheckpointAndStop]),
+    t(
+        Primary,
+        Demoted,
+        "A failover occurred, no longer primary",
+        STOP,
+    ),
+    t(
+        Primary,
+        DemoteTimeout,
+        "Stop Postgres: a failover is in progress",
+        STOP,
+    ),
+    t(
+        JoinPrimary,
+        Draining,
+        "A failover occurred, stop writes",
+        STOP,
+    ),
+    t(
+        JoinPrimary,
+        Demoted,
+        "A failover occurred, no longer primary",
+        STOP,
+    ),
+    t(
+        JoinPrimary,
+        DemoteTimeout,
+        "Stop Postgres: a failover is in progress",
+        STOP,
+    ),
+    t(
+        ApplySettings,
+        Draining,
+        "A failover occurred, stop writes",
+        STOP,
+    ),
+    t(
+        ApplySettings,
+        Demoted,
+        "A failover occurred, no longer primary",
+        STOP,
+    ),
+    t(
+        ApplySettings,
+        DemoteTimeout,
+        "Stop Postgres: a failover is in progress",
+        STOP,
+    ),
+    t(
+        Primary,
+        PrepareMaintenance,
+        "Stop the primary for maintenance",
+        &[CheckpointAndStop],
+    ),
     t(
         PrepareMaintenance,
         Maintenance,
         "Keep Postgres stopped as a standby of the new primary",
         &[StopPostgres, PrepareStandbySetup, ReleasePostgres],
     ),
-    t(Draining, DemoteTimeout, "Stop Postgres: a failover is in progress", STOP),
-    t(DemoteTimeout, Demoted, "Demote after the demote timeout", STOP),
-    t(WaitPrimary, Demoted, "A failover occurred, no longer primary", STOP),
-    t(Demoted, Single, "Other nodes are gone: start as a single node", DISABLE_REPLICATION),
-    t(DemoteTimeout, Single, "Other nodes are gone: start as a single node", DISABLE_REPLICATION),
-    t(Draining, Single, "Other nodes are gone: start as a single node", DISABLE_REPLICATION),
-    t(Secondary, Single, "Other nodes are gone: promote this standby", PROMOTE_ALONE),
-    t(CatchingUp, Single, "Other nodes are gone: promote this standby", PROMOTE_ALONE),
-    t(PreparePromotion, Single, "Other nodes are gone: promote this standby", PROMOTE_ALONE),
-    t(StopReplication, Single, "Other nodes are gone: promote this standby", PROMOTE_ALONE),
-    t(ReportLsn, Single, "Other nodes are gone: promote this standby", PROMOTE_ALONE),
-    t(Single, WaitPrimary, "A standby joined: prepare its replication slot", &[ManageSlots]),
+    t(
+        Draining,
+        DemoteTimeout,
+        "Stop Postgres: a failover is in progress",
+        STOP,
+    ),
+    t(
+        DemoteTimeout,
+        Demoted,
+        "Demote after the demote timeout",
+        STOP,
+    ),
+    t(
+        WaitPrimary,
+        Demoted,
+        "A failover occurred, no longer primary",
+        STOP,
+    ),
+    t(
+        Demoted,
+        Single,
+        "Other nodes are gone: start as a single node",
+        DISABLE_REPLICATION,
+    ),
+    t(
+        DemoteTimeout,
+        Single,
+        "Other nodes are gone: start as a single node",
+        DISABLE_REPLICATION,
+    ),
+    t(
+        Draining,
+        Single,
+        "Other nodes are gone: start as a single node",
+        DISABLE_REPLICATION,
+    ),
+    t(
+        Secondary,
+        Single,
+        "Other nodes are gone: promote this standby",
+        PROMOTE_ALONE,
+    ),
+    t(
+        CatchingUp,
+        Single,
+        "Other nodes are gone: promote this standby",
+        PROMOTE_ALONE,
+    ),
+    t(
+        PreparePromotion,
+        Single,
+        "Other nodes are gone: promote this standby",
+        PROMOTE_ALONE,
+    ),
+    t(
+        StopReplication,
+        Single,
+        "Other nodes are gone: promote this standby",
+        PROMOTE_ALONE,
+    ),
+    t(
+        ReportLsn,
+        Single,
+        "Other nodes are gone: promote this standby",
+        PROMOTE_ALONE,
+    ),
+    t(
+        Single,
+        WaitPrimary,
+        "A standby joined: prepare its replication slot",
+        &[ManageSlots],
+    ),
     t(Primary, JoinPrimary, "A standby joined", NOTHING),
-    t(Primary, WaitPrimary, "No healthy standby in the quorum: disable synchronous replication", &[DisableSyncRep]),
-    t(JoinPrimary, WaitPrimary, "No healthy standby in the quorum: disable synchronous replication", &[DisableSyncRep]),
+    t(
+        Primary,
+        WaitPrimary,
+        "No healthy standby in the quorum: disable synchronous replication",
+        &[DisableSyncRep],
+    ),
+    t(
+        JoinPrimary,
+        WaitPrimary,
+        "No healthy standby in the quorum: disable synchronous replication",
+        &[DisableSyncRep],
+    ),
     t(WaitPrimary, JoinPrimary, "A standby joined", NOTHING),
-    t(WaitPrimary, Primary, "A healthy standby is in the quorum: enable synchronous replication", ENABLE_SYNC),
-    t(JoinPrimary, Primary, "A healthy standby is in the quorum: enable synchronous replication", ENABLE_SYNC),
-    t(DemoteTimeout, Primary, "No failover happened: start Postgres again", &[StartPostgres, ApplySyncStandbyNames]),
-    t(WaitStandby, CatchingUp, "The primary is ready: take a base backup", &[BaseBackupFromPrimary]),
-    t(Demoted, CatchingUp, "A new primary is ready: rewind and follow it", REJOIN),
-    t(Secondary, CatchingUp, "Follow the new primary", &[FollowPrimary]),
-    t(CatchingUp, Secondary, "Caught up with the primary", &[CheckTimeline, MaintainStandbySlots]),
-    t(Secondary, PreparePromotion, "Prepare to be promoted", NOTHING),
-    t(CatchingUp, PreparePromotion, "Prepare to be promoted", NOTHING),
+    t(
+        WaitPrimary,
+        Primary,
+        "A healthy standby is in the quorum: enable synchronous replication",
+        ENABLE_SYNC,
+    ),
+    t(
+        JoinPrimary,
+        Primary,
+        "A healthy standby is in the quorum: enable synchronous replication",
+        ENABLE_SYNC,
+    ),
+    t(
+        DemoteTimeout,
+        Primary,
+        "No failover happened: start Postgres again",
+        &[StartPostgres, ApplySyncStandbyNames],
+    ),
+    t(
+        WaitStandby,
+        CatchingUp,
+        "The primary is ready: take a base backup",
+        &[BaseBackupFromPrimary],
+    ),
+    t(
+        Demoted,
+        CatchingUp,
+        "A new primary is ready: rewind and follow it",
+        REJOIN,
+    ),
+    t(
+        Secondary,
+        CatchingUp,
+        "Follow the new primary",
+        &[FollowPrimary],
+    ),
+    t(
+        CatchingUp,
+        Secondary,
+        "Caught up with the primary",
+        &[CheckTimeline, MaintainStandbySlots],
+    ),
+    t(
+        Secondary,
+        PreparePromotion,
+        "Prepare to be promoted",
+        NOTHING,
+    ),
+    t(
+        CatchingUp,
+        PreparePromotion,
+        "Prepare to be promoted",
+        NOTHING,
+    ),
     t(
         PreparePromotion,
         StopReplication,
         "Promote, read-only until the old primary is fenced",
         &[SetReadOnly, StartPostgres, Promote, DisableSyncRep],
     ),
-    t(StopReplication, WaitPrimary, "The old primary is fenced: accept writes", &[SetReadWrite, ManageSlots]),
+    t(
+        StopReplication,
+        WaitPrimary,
+        "The old primary is fenced: accept writes",
+        &[SetReadWrite, ManageSlots],
+    ),
     t(
         PreparePromotion,
         WaitPrimary,
         "No old primary left: promote and accept writes",
-        &[StartPostgres, Promote, DisableSyncRep, SetReadWrite, ManageSlots],
+        &[
+            StartPostgres,
+            Promote,
+            DisableSyncRep,
+            SetReadWrite,
+            ManageSlots,
+        ],
     ),
-    t(Init, WaitStandby, "Wait for the primary to accept this standby", NOTHING),
-    t(Dropped, WaitStandby, "Wait for the primary to accept this standby", NOTHING),
-    t(Secondary, WaitStandby, "Wait for the primary to accept this standby", NOTHING),
-    t(Secondary, WaitMaintenance, "Wait for the primary before maintenance", NOTHING),
-    t(CatchingUp, WaitMaintenance, "Wait for the primary before maintenance", NOTHING),
-    t(WaitMaintenance, Maintenance, "Hand Postgres over for maintenance", &[ReleasePostgres]),
-    t(Maintenance, CatchingUp, "Maintenance done: rewind and follow the primary", &[RewindOrBaseBackup]),
-    t(Primary, ApplySettings, "Apply new replication settings", NOTHING),
-    t(WaitPrimary, ApplySettings, "Apply new replication settings", NOTHING),
-    t(ApplySettings, Primary, "Replication settings changed: apply synchronous_standby_names", ENABLE_SYNC),
-    t(ApplySettings, Single, "Other nodes are gone: disable synchronous replication", DISABLE_REPLICATION),
-    t(ApplySettings, WaitPrimary, "No healthy standby in the quorum: disable synchronous replication", &[DisableSyncRep]),
+    t(
+        Init,
+        WaitStandby,
+        "Wait for the primary to accept this standby",
+        NOTHING,
+    ),
+    t(
+        Dropped,
+        WaitStandby,
+        "Wait for the primary to accept this standby",
+        NOTHING,
+    ),
+    t(
+        Secondary,
+        WaitStandby,
+        "Wait for the primary to accept this standby",
+        NOTHING,
+    ),
+    t(
+        Secondary,
+        WaitMaintenance,
+        "Wait for the primary before maintenance",
+        NOTHING,
+    ),
+    t(
+        CatchingUp,
+        WaitMaintenance,
+        "Wait for the primary before maintenance",
+        NOTHING,
+    ),
+    t(
+        WaitMaintenance,
+        Maintenance,
+        "Hand Postgres over for maintenance",
+        &[ReleasePostgres],
+    ),
+    t(
+        Maintenance,
+        CatchingUp,
+        "Maintenance done: rewind and follow the primary",
+        &[RewindOrBaseBackup],
+    ),
+    t(
+        Primary,
+        ApplySettings,
+        "Apply new replication settings",
+        NOTHING,
+    ),
+    t(
+        WaitPrimary,
+        ApplySettings,
+        "Apply new replication settings",
+        NOTHING,
+    ),
+    t(
+        ApplySettings,
+        Primary,
+        "Replication settings changed: apply synchronous_standby_names",
+        ENABLE_SYNC,
+    ),
+    t(
+        ApplySettings,
+        Single,
+        "Other nodes are gone: disable synchronous replication",
+        DISABLE_REPLICATION,
+    ),
+    t(
+        ApplySettings,
+        WaitPrimary,
+        "No healthy standby in the quorum: disable synchronous replication",
+        &[DisableSyncRep],
+    ),
     t(ApplySettings, JoinPrimary, "A standby joined", NOTHING),
-    t(Secondary, ReportLsn, "Stop replication and report the LSN", REPORT_LSN),
-    t(CatchingUp, ReportLsn, "Stop replication and report the LSN", REPORT_LSN),
-    t(ReportLsn, PreparePromotion, "Selected for promotion", NOTHING),
-    t(ReportLsn, FastForward, "Fetch the missing WAL from the most advanced standby", &[FetchMissingWal]),
-    t(FastForward, PreparePromotion, "Got the missing WAL", &[StandbyCleanup]),
-    t(ReportLsn, JoinSecondary, "Another node is promoted: stop and prepare to follow it", &[CheckpointAndStop]),
-    t(ReportLsn, Secondary, "Follow the new primary", &[FollowPrimary]),
-    t(JoinSecondary, Secondary, "Follow the new primary", &[FollowPrimary]),
-    t(Draining, ReportLsn, "Old primary joins the election", REPORT_LSN_FROM_PRIMARY),
-    t(Demoted, ReportLsn, "Old primary joins the election", REPORT_LSN_FROM_PRIMARY),
-    t(Init, ReportLsn, "Initialise from the most advanced standby", &[BaseBackupFromStandby]),
+    t(
+        Secondary,
+        ReportLsn,
+        "Stop replication and report the LSN",
+        REPORT_LSN,
+    ),
+    t(
+        CatchingUp,
+        ReportLsn,
+        "Stop replication and report the LSN",
+        REPORT_LSN,
+    ),
+    t(
+        ReportLsn,
+        PreparePromotion,
+        "Selected for promotion",
+        NOTHING,
+    ),
+    t(
+        ReportLsn,
+        FastForward,
+        "Fetch the missing WAL from the most advanced standby",
+        &[FetchMissingWal],
+    ),
+    t(
+        FastForward,
+        PreparePromotion,
+        "Got the missing WAL",
+        &[StandbyCleanup],
+    ),
+    t(
+        ReportLsn,
+        JoinSecondary,
+        "Another node is promoted: stop and prepare to follow it",
+        &[CheckpointAndStop],
+    ),
+    t(
+        ReportLsn,
+        Secondary,
+        "Follow the new primary",
+        &[FollowPrimary],
+    ),
+    t(
+        JoinSecondary,
+        Secondary,
+        "Follow the new primary",
+        &[FollowPrimary],
+    ),
+    t(
+        Draining,
+        ReportLsn,
+        "Old primary joins the election",
+        REPORT_LSN_FROM_PRIMARY,
+    ),
+    t(
+        Demoted,
+        ReportLsn,
+        "Old primary joins the election",
+        REPORT_LSN_FROM_PRIMARY,
+    ),
+    t(
+        Init,
+        ReportLsn,
+        "Initialise from the most advanced standby",
+        &[BaseBackupFromStandby],
+    ),
     // 2.0 rows.
-    t(Primary, Maintenance, "Stop the primary for maintenance", &[CheckpointAndStop]),
-    t(Secondary, Maintenance, "Hand Postgres over for maintenance", &[ReleasePostgres]),
-    t(CatchingUp, Maintenance, "Hand Postgres over for maintenance", &[ReleasePostgres]),
-    t(PrepareMaintenance, CatchingUp, "Maintenance done: rewind and follow the primary", &[RewindOrBaseBackup]),
-    t(Maintenance, ReportLsn, "Maintenance done: join the election", REPORT_LSN),
-    t(PrepareMaintenance, ReportLsn, "Maintenance done: join the election", REPORT_LSN),
+    t(
+        Primary,
+        Maintenance,
+        "Stop the primary for maintenance",
+        &[CheckpointAndStop],
+    ),
+    t(
+        Secondary,
+        Maintenance,
+        "Hand Postgres over for maintenance",
+        &[ReleasePostgres],
+    ),
+    t(
+        CatchingUp,
+        Maintenance,
+        "Hand Postgres over for maintenance",
+        &[ReleasePostgres],
+    ),
+    t(
+        PrepareMaintenance,
+        CatchingUp,
+        "Maintenance done: rewind and follow the primary",
+        &[RewindOrBaseBackup],
+    ),
+    t(
+        Maintenance,
+        ReportLsn,
+        "Maintenance done: join the election",
+        REPORT_LSN,
+    ),
+    t(
+        PrepareMaintenance,
+        ReportLsn,
+        "Maintenance done: join the election",
+        REPORT_LSN,
+    ),
     // Ours: self-fencing by a lease-holding keeper, and the way back.
     ours(Single, DemoteTimeout, "Lease lost: fence Postgres", STOP),
-    ours(WaitPrimary, DemoteTimeout, "Lease lost: fence Postgres", STOP),
-    ours(DemoteTimeout, WaitPrimary, "No failover happened: start Postgres again", &[StartPostgres, DisableSyncRep]),
-    ours(DemoteTimeout, ApplySettings, "No failover happened: start Postgres again", &[StartPostgres]),
-    ours(Single, Demoted, "A failover occurred, no longer primary", STOP),
+    ours(
+        WaitPrimary,
+        DemoteTimeout,
+        "Lease lost: fence Postgres",
+        STOP,
+    ),
+    ours(
+        DemoteTimeout,
+        WaitPrimary,
+        "No failover happened: start Postgres again",
+        &[StartPostgres, DisableSyncRep],
+    ),
+    ours(
+        DemoteTimeout,
+        ApplySettings,
+        "No failover happened: start Postgres again",
+        &[StartPostgres],
+    ),
+    ours(
+        Single,
+        Demoted,
+        "A failover occurred, no longer primary",
+        STOP,
+    ),
 ];
 
 /// The transition from `from` to `to`, when the keeper implements it. Any
@@ -226,9 +599,18 @@ pub fn transition(from: NodeState, to: NodeState) -> Option<Transition> {
     })
 }
 
+/// Whether a keeper can go from `from` to `to`: ours implements every row,
+/// upstream's keeper only the upstream ones.
+pub fn can_reach(from: NodeState, to: NodeState, our_keeper: bool) -> bool {
+    from == to || transition(from, to).is_some_and(|t| our_keeper || !t.ours)
+}
+
 /// The states a keeper can be assigned from `from`.
 pub fn reachable_from(from: NodeState) -> Vec<NodeState> {
-    NodeState::ALL.into_iter().filter(|&to| transition(from, to).is_some()).collect()
+    NodeState::ALL
+        .into_iter()
+        .filter(|&to| transition(from, to).is_some())
+        .collect()
 }
 
 #[cfg(test)]
@@ -239,7 +621,12 @@ mod tests {
     fn no_duplicate_rows() {
         for (i, a) in TABLE.iter().enumerate() {
             for b in &TABLE[i + 1..] {
-                assert!(!(a.from == b.from && a.to == b.to), "{} -> {} twice", a.from, a.to);
+                assert!(
+                    !(a.from == b.from && a.to == b.to),
+                    "{} -> {} twice",
+                    a.from,
+                    a.to
+                );
             }
         }
     }
@@ -251,29 +638,96 @@ mod tests {
             (
                 Single,
                 &[
-                    Init, Dropped, Primary, WaitPrimary, JoinPrimary, ApplySettings, Demoted,
-                    DemoteTimeout, Draining, Secondary, CatchingUp, PreparePromotion,
-                    StopReplication, ReportLsn,
+                    Init,
+                    Dropped,
+                    Primary,
+                    WaitPrimary,
+                    JoinPrimary,
+                    ApplySettings,
+                    Demoted,
+                    DemoteTimeout,
+                    Draining,
+                    Secondary,
+                    CatchingUp,
+                    PreparePromotion,
+                    StopReplication,
+                    ReportLsn,
                 ],
             ),
-            (WaitPrimary, &[Single, Primary, JoinPrimary, ApplySettings, StopReplication, PreparePromotion]),
-            (Primary, &[WaitPrimary, JoinPrimary, ApplySettings, DemoteTimeout]),
+            (
+                WaitPrimary,
+                &[
+                    Single,
+                    Primary,
+                    JoinPrimary,
+                    ApplySettings,
+                    StopReplication,
+                    PreparePromotion,
+                ],
+            ),
+            (
+                Primary,
+                &[WaitPrimary, JoinPrimary, ApplySettings, DemoteTimeout],
+            ),
             (JoinPrimary, &[Primary, WaitPrimary, ApplySettings]),
             (ApplySettings, &[Primary, WaitPrimary]),
             (Draining, &[Primary, JoinPrimary, ApplySettings]),
-            (DemoteTimeout, &[Primary, JoinPrimary, ApplySettings, Draining]),
-            (Demoted, &[Primary, JoinPrimary, ApplySettings, Draining, DemoteTimeout, WaitPrimary]),
+            (
+                DemoteTimeout,
+                &[Primary, JoinPrimary, ApplySettings, Draining],
+            ),
+            (
+                Demoted,
+                &[
+                    Primary,
+                    JoinPrimary,
+                    ApplySettings,
+                    Draining,
+                    DemoteTimeout,
+                    WaitPrimary,
+                ],
+            ),
             (PrepareMaintenance, &[Primary]),
-            (Maintenance, &[Primary, PrepareMaintenance, Secondary, CatchingUp, WaitMaintenance]),
+            (
+                Maintenance,
+                &[
+                    Primary,
+                    PrepareMaintenance,
+                    Secondary,
+                    CatchingUp,
+                    WaitMaintenance,
+                ],
+            ),
             (WaitMaintenance, &[Secondary, CatchingUp]),
             (WaitStandby, &[Init, Dropped, Secondary]),
-            (CatchingUp, &[WaitStandby, Demoted, Secondary, Maintenance, PrepareMaintenance]),
+            (
+                CatchingUp,
+                &[
+                    WaitStandby,
+                    Demoted,
+                    Secondary,
+                    Maintenance,
+                    PrepareMaintenance,
+                ],
+            ),
             (Secondary, &[CatchingUp, ReportLsn, JoinSecondary]),
-            (PreparePromotion, &[Secondary, CatchingUp, ReportLsn, FastForward]),
+            (
+                PreparePromotion,
+                &[Secondary, CatchingUp, ReportLsn, FastForward],
+            ),
             (StopReplication, &[PreparePromotion]),
             (
                 ReportLsn,
-                &[Secondary, CatchingUp, Maintenance, PrepareMaintenance, Draining, Demoted, Init, Dropped],
+                &[
+                    Secondary,
+                    CatchingUp,
+                    Maintenance,
+                    PrepareMaintenance,
+                    Draining,
+                    Demoted,
+                    Init,
+                    Dropped,
+                ],
             ),
             (FastForward, &[ReportLsn]),
             (JoinSecondary, &[ReportLsn]),
@@ -281,7 +735,10 @@ mod tests {
         for (to, froms) in edges {
             for from in *froms {
                 let row = transition(*from, *to);
-                assert!(row.is_some_and(|r| !r.ours), "missing upstream edge {from} -> {to}");
+                assert!(
+                    row.is_some_and(|r| !r.ours),
+                    "missing upstream edge {from} -> {to}"
+                );
             }
         }
         for from in NodeState::ALL {

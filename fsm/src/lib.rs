@@ -13,7 +13,7 @@
 //! * [`api`]: the monitor's operations (`node_active`, `register_node`,
 //!   operator actions, health checks) as functions over a group snapshot;
 //! * [`effect`]: log lines, events, notices and errors they produce;
-//! * [`standby_names`]: `synchronous_standby_names`;
+//! * [`standby_names`]: the `synchronous_standby_names` value;
 //! * [`keeper`]: the keeper's transition table and its abstract actions;
 //! * [`notify`]: the `state` notification payload.
 

@@ -15,17 +15,25 @@ pub struct Machine<'a> {
 
 impl<'a> Machine<'a> {
     pub fn new(ctx: &'a Context, group: &'a mut Group) -> Machine<'a> {
-        Machine { ctx, group, effects: Vec::new() }
+        Machine {
+            ctx,
+            group,
+            effects: Vec::new(),
+        }
     }
 
     /// A node of the group. Ids come from the group itself, so a miss is a
     /// programming error.
     pub fn n(&self, id: i64) -> &Node {
-        self.group.node(id).expect("node ids handled by the state machine come from its group")
+        self.group
+            .node(id)
+            .expect("node ids handled by the state machine come from its group")
     }
 
     fn n_mut(&mut self, id: i64) -> &mut Node {
-        self.group.node_mut(id).expect("node ids handled by the state machine come from its group")
+        self.group
+            .node_mut(id)
+            .expect("node ids handled by the state machine come from its group")
     }
 
     /// A message for the log channel only.
@@ -36,7 +44,10 @@ impl<'a> Machine<'a> {
     /// An event row and `state` notification for the node as it is now.
     pub fn event(&mut self, id: i64, description: &str) {
         let node = self.n(id).clone();
-        self.effects.push(Effect::Event { node, description: description.to_string() });
+        self.effects.push(Effect::Event {
+            node,
+            description: description.to_string(),
+        });
     }
 
     /// Log a rule's description once, then assign each goal with its event.
@@ -70,7 +81,12 @@ impl<'a> Machine<'a> {
         message: String,
         detail: Option<String>,
     ) {
-        self.effects.push(Effect::Notice { level, code, message, detail });
+        self.effects.push(Effect::Notice {
+            level,
+            code,
+            message,
+            detail,
+        });
     }
 
     /// Remove a node from the snapshot (the caller deletes the row).

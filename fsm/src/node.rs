@@ -251,7 +251,11 @@ pub struct Group {
 impl Group {
     pub fn new(formation: Formation, group_id: i32, mut nodes: Vec<Node>) -> Group {
         nodes.sort_by_key(|n| n.id);
-        Group { formation, group_id, nodes }
+        Group {
+            formation,
+            group_id,
+            nodes,
+        }
     }
 
     pub fn node(&self, id: i64) -> Option<&Node> {
@@ -308,7 +312,8 @@ impl Group {
 
     /// `GetNodeToFailoverFromInGroup`.
     pub fn node_to_failover_from(&self) -> Option<&Node> {
-        self.active().find(|n| n.goal.can_initiate_failover() && n.reported == n.goal)
+        self.active()
+            .find(|n| n.goal.can_initiate_failover() && n.reported == n.goal)
     }
 
     /// `FindCandidateNodeBeingPromoted`.

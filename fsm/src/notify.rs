@@ -29,7 +29,10 @@ pub fn state_payload(formation: &str, node: &Node) -> String {
     let mut s = String::with_capacity(256);
     s.push_str("{\"type\": \"state\", \"formation\": ");
     escape(formation, &mut s);
-    s.push_str(&format!(", \"groupId\": {}, \"nodeId\": {}, \"name\": ", node.group_id, node.id));
+    s.push_str(&format!(
+        ", \"groupId\": {}, \"nodeId\": {}, \"name\": ",
+        node.group_id, node.id
+    ));
     escape(&node.name, &mut s);
     s.push_str(", \"host\": ");
     escape(&node.host, &mut s);
@@ -60,7 +63,10 @@ pub struct StateNotification {
 /// Parse a `state` payload (ours or upstream's). Returns `None` for anything
 /// else; a client then simply re-reads the monitor.
 pub fn parse_state_payload(payload: &str) -> Option<StateNotification> {
-    let mut p = Parser { s: payload.as_bytes(), i: 0 };
+    let mut p = Parser {
+        s: payload.as_bytes(),
+        i: 0,
+    };
     let mut fields: Vec<(String, Value)> = Vec::new();
     p.ws();
     p.eat(b'{')?;
@@ -70,7 +76,11 @@ pub fn parse_state_payload(payload: &str) -> Option<StateNotification> {
         p.ws();
         p.eat(b':')?;
         p.ws();
-        let value = if p.peek()? == b'"' { Value::Str(p.string()?) } else { Value::Num(p.number()?) };
+        let value = if p.peek()? == b'"' {
+            Value::Str(p.string()?)
+        } else {
+            Value::Num(p.number()?)
+        };
         fields.push((key, value));
         p.ws();
         match p.peek()? {
@@ -140,7 +150,10 @@ impl Parser<'_> {
         while self.peek().is_some_and(|c| c.is_ascii_digit()) {
             self.i += 1;
         }
-        std::str::from_utf8(&self.s[start..self.i]).ok()?.parse().ok()
+        std::str::from_utf8(&self.s[start..self.i])
+            .ok()?
+            .parse()
+            .ok()
     }
     fn string(&mut self) -> Option<String> {
         self.eat(b'"')?;

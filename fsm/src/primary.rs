@@ -35,7 +35,11 @@ pub fn proceed(m: &mut Machine<'_>, x: i64) -> Result<bool> {
 
     // P3
     if xn.is(JoinPrimary) {
-        m.assign(x, Primary, format!("Setting goal state of {} to primary", NodeRef(&xn)));
+        m.assign(
+            x,
+            Primary,
+            format!("Setting goal state of {} to primary", NodeRef(&xn)),
+        );
         return Ok(true);
     }
 
@@ -77,7 +81,11 @@ pub fn proceed(m: &mut Machine<'_>, x: i64) -> Result<bool> {
 
     // P2a: every standby is asynchronous.
     if quorum_count == 0 {
-        let target = if secondary_count == 0 { WaitPrimary } else { Primary };
+        let target = if secondary_count == 0 {
+            WaitPrimary
+        } else {
+            Primary
+        };
         if xn.goal != target {
             m.assign(
                 x,
@@ -126,8 +134,11 @@ pub fn proceed(m: &mut Machine<'_>, x: i64) -> Result<bool> {
 
     // P2d
     if xn.is(ApplySettings) {
-        let target =
-            if nss == 0 && secondary_quorum_count == 0 { WaitPrimary } else { Primary };
+        let target = if nss == 0 && secondary_quorum_count == 0 {
+            WaitPrimary
+        } else {
+            Primary
+        };
         m.assign(
             x,
             target,

@@ -32,7 +32,9 @@ use crate::state::NodeState::{self, *};
 /// Run the group state machine with `a` as the active node. Returns whether
 /// anything changed.
 pub fn proceed(m: &mut Machine<'_>, a: i64) -> Result<bool> {
-    let Some(an) = m.group.node(a).cloned() else { return Ok(false) };
+    let Some(an) = m.group.node(a).cloned() else {
+        return Ok(false);
+    };
 
     // G1: the keeper finished its drop protocol.
     if an.is(Dropped) {
@@ -59,8 +61,9 @@ pub fn proceed(m: &mut Machine<'_>, a: i64) -> Result<bool> {
         return lone_node(m, a);
     }
 
-    // G6
-    if an.is_in_primary_state() {
+    // G6 (only while its Postgres runs: a primary whose keeper reports
+    // Postgres down is not moved between primary states, it is failed over).
+    if an.is_in_primary_state() && an.pg_is_running {
         return primary::proceed(m, a);
     }
 
@@ -80,7 +83,7 @@ pub fn proceed(m: &mut Machine<'_>, a: i64) -> Result<bool> {
                 .count_healthy_candidates(m.group.others(pid).filter(|o| o.goal == Secondary));
             if pn.is_in_primary_state()
                 && !pn.is(WaitPrimary)
-                && can_reach(pn.reported, Draining)
+                && can_reach(&pn, Draining)
                 && candidates >= 1
             {
                 m.assign(
@@ -110,9 +113,9 @@ pub fn proceed(m: &mut Machine<'_>, a: i64) -> Result<bool> {
     reporting_rules(m, a, p)
 }
 
-/// Whether the keeper implements `from → to` (or is already there).
-fn can_reach(from: NodeState, to: NodeState) -> bool {
-    from == to || crate::keeper::transition(from, to).is_some()
+/// Whether the keeper of `n` implements going from its reported state to `to`.
+fn can_reach(n: &crate::Node, to: NodeState) -> bool {
+    crate::keeper::can_reach(n.reported, to, n.lease)
 }
 
 /// G4 and G5: the node is alone in its group.
@@ -124,7 +127,9 @@ fn lone_node(m: &mut Machine<'_>, a: i64) -> Result<bool> {
     if an.candidate_priority > 0 {
         // A node that never received a copy of the data (wait_standby), or
         // is between two states that cannot become a primary, stays put.
-        if can_reach(an.reported, Single) && an.goal != Single {
+        // Assigned once (and again at registration, which upstream clients
+        // expect as the node's first event), not on every heartbeat.
+        if can_reach(&an, Single) && (an.goal != Single || an.reported == Init) {
             m.assign(
                 a,
                 Single,
@@ -137,17 +142,26 @@ fn lone_node(m: &mut Machine<'_>, a: i64) -> Result<bool> {
         }
         return Ok(false);
     }
-    // Candidate priority 0.
-    if an.reported.can_take_writes() && an.reported == an.goal {
-        // Already serving writes: keep serving them, alone.
+    // Candidate priority 0: a node already serving writes, or initialising
+    // as the first node of its group, keeps serving them alone.
+    let serving = an.reported.can_take_writes() && an.reported == an.goal;
+    let initialising = an.goal == Single && an.reported == Init;
+    if serving || initialising {
         m.assign(
             a,
             Single,
-            format!("Setting goal state of {} to single as there is no other node.", NodeRef(&an)),
+            format!(
+                "Setting goal state of {} to single as there is no other node.",
+                NodeRef(&an)
+            ),
         );
         return Ok(true);
     }
-    if an.goal != ReportLsn && can_reach(an.reported, ReportLsn) {
+    if an.goal == Single {
+        // On its way to single already.
+        return Ok(false);
+    }
+    if an.goal != ReportLsn && can_reach(&an, ReportLsn) {
         m.assign(
             a,
             ReportLsn,
@@ -208,7 +222,10 @@ fn reporting_rules(m: &mut Machine<'_>, a: i64, p: Option<i64>) -> Result<bool> 
         m.assign(
             a,
             PreparePromotion,
-            format!("Setting goal state of {} to prepare_promotion", NodeRef(&an)),
+            format!(
+                "Setting goal state of {} to prepare_promotion",
+                NodeRef(&an)
+            ),
         );
         return Ok(true);
     }
@@ -264,7 +281,11 @@ fn reporting_rules(m: &mut Machine<'_>, a: i64, p: Option<i64>) -> Result<bool> 
     }
     // R7
     if an.is(WaitStandby) && pn.is(Primary) && !an.replication_quorum {
-        m.assign(a, CatchingUp, format!("Setting goal state of {} to catchingup.", NodeRef(&an)));
+        m.assign(
+            a,
+            CatchingUp,
+            format!("Setting goal state of {} to catchingup.", NodeRef(&an)),
+        );
         return Ok(true);
     }
     // R8
@@ -277,19 +298,25 @@ fn reporting_rules(m: &mut Machine<'_>, a: i64, p: Option<i64>) -> Result<bool> 
         m.assign(
             a,
             Secondary,
-            format!("Setting goal state of {} to secondary after it caught up.", NodeRef(&an)),
+            format!(
+                "Setting goal state of {} to secondary after it caught up.",
+                NodeRef(&an)
+            ),
         );
         return Ok(true);
     }
-    // R9: the two-node automatic failover.
+    // R9: the two-node automatic failover. (Fixed: also when the primary died
+    // between two writable states, e.g. wait_primary -> primary, which v2.2's
+    // IsInPrimaryState missed, leaving the group without failover.)
     if an.is(Secondary)
-        && pn.is_in_primary_state()
+        && pn.reported.can_take_writes()
+        && pn.goal.can_take_writes()
         && ctx.is_unhealthy(Some(&pn))
         && ctx.is_healthy(Some(&an))
         && an.candidate_priority > 0
         && wal_difference_within(Some(&an), Some(&pn), settings.promote_wal_log_threshold)
     {
-        if can_reach(pn.reported, Draining) {
+        if can_reach(&pn, Draining) {
             m.assign_all(
                 &[(pid, Draining), (a, PreparePromotion)],
                 format!(
@@ -356,7 +383,7 @@ fn reporting_rules(m: &mut Machine<'_>, a: i64, p: Option<i64>) -> Result<bool> 
     }
     // R15
     if an.is(PreparePromotion) && !pn.is_in_maintenance() {
-        if can_reach(pn.reported, DemoteTimeout) {
+        if can_reach(&pn, DemoteTimeout) {
             m.assign_all(
                 &[(pid, DemoteTimeout), (a, StopReplication)],
                 format!(
@@ -437,7 +464,9 @@ fn reporting_rules(m: &mut Machine<'_>, a: i64, p: Option<i64>) -> Result<bool> 
         return Ok(true);
     }
     // R22
-    if an.is(JoinSecondary) && pn.reported == WaitPrimary && matches!(pn.goal, WaitPrimary | Primary)
+    if an.is(JoinSecondary)
+        && pn.reported == WaitPrimary
+        && matches!(pn.goal, WaitPrimary | Primary)
     {
         m.assign(
             a,
@@ -478,7 +507,8 @@ fn old_primary_is_fenced(m: &Machine<'_>, p: &crate::Node, a: &crate::Node) -> b
         // The keeper of `p` fences its Postgres once its lease expired and
         // one of its standbys (`a`, which promoted before reporting
         // stop_replication) stopped streaming from it for fence_timeout.
-        return ctx.lease_expired(p) && ctx.elapsed(a.state_change_time, ctx.settings.fence_timeout_ms);
+        return ctx.lease_expired(p)
+            && ctx.elapsed(a.state_change_time, ctx.settings.fence_timeout_ms);
     }
     if p.goal == DemoteTimeout {
         return ctx.is_drain_time_expired(Some(p));

@@ -52,7 +52,11 @@ pub struct Context {
 
 impl Context {
     pub fn new(now: Timestamp, pg_start_time: Timestamp, settings: Settings) -> Context {
-        Context { now, pg_start_time, settings }
+        Context {
+            now,
+            pg_start_time,
+            settings,
+        }
     }
 
     /// `TimestampDifferenceExceeds(from, now, millis)`: at least `millis` passed.

@@ -41,11 +41,18 @@ pub fn synchronous_standby_names(group: &Group) -> Result<String> {
             _ => String::new(),
         });
     }
-    let mut sync: Vec<_> = group.others(primary.id).filter(|n| n.replication_quorum).collect();
+    let mut sync: Vec<_> = group
+        .others(primary.id)
+        .filter(|n| n.replication_quorum)
+        .collect();
     if sync.is_empty() || primary.is(NodeState::WaitPrimary) {
         return Ok(String::new());
     }
-    sync.sort_by(|a, b| b.candidate_priority.cmp(&a.candidate_priority).then(a.id.cmp(&b.id)));
+    sync.sort_by(|a, b| {
+        b.candidate_priority
+            .cmp(&a.candidate_priority)
+            .then(a.id.cmp(&b.id))
+    });
     let nss = group.formation.number_sync_standbys;
     let k = if nss > 0 { nss } else { 1 };
     let names: Vec<String> = sync.iter().map(|n| standby_name(n.id)).collect();

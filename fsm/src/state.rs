@@ -94,7 +94,10 @@ impl NodeState {
 
     /// `CanTakeWritesInState`: the node may accept writes in this state.
     pub const fn can_take_writes(self) -> bool {
-        matches!(self, Single | Primary | WaitPrimary | JoinPrimary | ApplySettings)
+        matches!(
+            self,
+            Single | Primary | WaitPrimary | JoinPrimary | ApplySettings
+        )
     }
 
     /// `CanInitiateFailover`: a manual failover may start from this state.
@@ -184,13 +187,23 @@ mod tests {
 
     #[test]
     fn classification_matches_spec() {
-        let writable: Vec<_> = NodeState::ALL.into_iter().filter(|s| s.can_take_writes()).collect();
-        assert_eq!(writable, vec![Single, WaitPrimary, Primary, JoinPrimary, ApplySettings]);
-        let failover: Vec<_> =
-            NodeState::ALL.into_iter().filter(|s| s.can_initiate_failover()).collect();
+        let writable: Vec<_> = NodeState::ALL
+            .into_iter()
+            .filter(|s| s.can_take_writes())
+            .collect();
+        assert_eq!(
+            writable,
+            vec![Single, WaitPrimary, Primary, JoinPrimary, ApplySettings]
+        );
+        let failover: Vec<_> = NodeState::ALL
+            .into_iter()
+            .filter(|s| s.can_initiate_failover())
+            .collect();
         assert_eq!(failover, vec![Single, Primary, JoinPrimary]);
-        let primaryish: Vec<_> =
-            NodeState::ALL.into_iter().filter(|s| s.belongs_to_primary()).collect();
+        let primaryish: Vec<_> = NodeState::ALL
+            .into_iter()
+            .filter(|s| s.belongs_to_primary())
+            .collect();
         assert_eq!(
             primaryish,
             vec![

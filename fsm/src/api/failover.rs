@@ -44,7 +44,12 @@ fn failover(m: &mut Machine<'_>) -> Result<()> {
     };
 
     if active.len() == 2 {
-        let o = m.group.others(x.id).next().cloned().expect("two active nodes");
+        let o = m
+            .group
+            .others(x.id)
+            .next()
+            .cloned()
+            .expect("two active nodes");
         if o.goal != Secondary {
             return Err(MonitorError::new(
                 SqlState::NOT_IN_PREREQUISITE_STATE,
@@ -120,7 +125,11 @@ fn failover(m: &mut Machine<'_>) -> Result<()> {
         ),
     );
     let cp = x.candidate_priority - 101;
-    m.set_priority(x.id, cp, format!("Updating candidate priority to {} for {}", cp, NodeRef(&x)));
+    m.set_priority(
+        x.id,
+        cp,
+        format!("Updating candidate priority to {} for {}", cp, NodeRef(&x)),
+    );
     let first = m.group.others(x.id).next().map(|n| n.id);
     if let Some(first) = first {
         rules::proceed(m, first)?;
@@ -171,7 +180,11 @@ pub fn perform_promotion(ctx: &Context, group: &mut Group, name: &str) -> Result
         }
         if m.group.active().count() > 2 {
             let cp = n.candidate_priority + 101;
-            m.set_priority(n.id, cp, format!("Updating candidate priority to {} for {}", cp, NodeRef(&n)));
+            m.set_priority(
+                n.id,
+                cp,
+                format!("Updating candidate priority to {} for {}", cp, NodeRef(&n)),
+            );
         }
         failover(m)?;
         Ok(true)

@@ -18,13 +18,19 @@ pub fn set_health(
 ) -> Result<Outcome<bool>> {
     transaction(ctx, group, |m| {
         let now = m.ctx.now;
-        let Some(n) = m.group.node_mut(node_id) else { return Ok(false) };
+        let Some(n) = m.group.node_mut(node_id) else {
+            return Ok(false);
+        };
         let before = n.health;
         n.health = health;
         n.health_check_time = now;
         if before != health {
             let n = n.clone();
-            let word = if health == Health::Bad { "unhealthy" } else { "healthy" };
+            let word = if health == Health::Bad {
+                "unhealthy"
+            } else {
+                "healthy"
+            };
             let description = format!("Node {} is marked as {} by the monitor", NodeRef(&n), word);
             m.log(description.clone());
             m.event(node_id, &description);
@@ -40,7 +46,10 @@ pub fn evaluate_group(ctx: &Context, group: &mut Group) -> Result<Outcome<bool>>
     transaction(ctx, group, |m| {
         let before = m.group.clone();
         for id in m.group.active_ids() {
-            let reporting = m.group.node(id).is_some_and(|n| m.ctx.is_reporting(Some(n)));
+            let reporting = m
+                .group
+                .node(id)
+                .is_some_and(|n| m.ctx.is_reporting(Some(n)));
             if reporting {
                 rules::proceed(m, id)?;
             }

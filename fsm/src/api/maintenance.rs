@@ -15,14 +15,16 @@ use crate::state::NodeState::*;
 /// `start_maintenance(node_id)`: false for an unknown node.
 pub fn start_maintenance(ctx: &Context, group: &mut Group, node_id: i64) -> Result<Outcome<bool>> {
     transaction(ctx, group, |m| {
-        let Some(n) = m.group.node(node_id).cloned() else { return Ok(false) };
+        let Some(n) = m.group.node(node_id).cloned() else {
+            return Ok(false);
+        };
         if n.reported == Maintenance || n.goal == Maintenance {
             return Ok(true);
         }
         let f = m.group.formation.id.clone();
         let g = m.group.group_id;
-        let standby_ok =
-            matches!(n.reported, Secondary | CatchingUp) && matches!(n.goal, Secondary | CatchingUp);
+        let standby_ok = matches!(n.reported, Secondary | CatchingUp)
+            && matches!(n.goal, Secondary | CatchingUp);
         if !n.is(Primary) && !standby_ok {
             return Err(MonitorError::new(
                 SqlState::NOT_IN_PREREQUISITE_STATE,
@@ -46,7 +48,12 @@ pub fn start_maintenance(ctx: &Context, group: &mut Group, node_id: i64) -> Resu
             }
         };
         let nss = m.group.formation.number_sync_standbys;
-        let standbys: Vec<_> = m.group.others(pm.id).filter(|o| o.goal == Secondary).cloned().collect();
+        let standbys: Vec<_> = m
+            .group
+            .others(pm.id)
+            .filter(|o| o.goal == Secondary)
+            .cloned()
+            .collect();
         let candidates = m.ctx.count_healthy_candidates(standbys.iter());
         let syncs = m.ctx.count_healthy_sync_standbys(standbys.iter());
         let n_is_sync = m.ctx.is_healthy_sync_standby(&n);
@@ -78,11 +85,18 @@ pub fn start_maintenance(ctx: &Context, group: &mut Group, node_id: i64) -> Resu
                         n.reported
                     ),
                 )
-                .detail(format!("there is currently {candidates} candidate nodes available")));
+                .detail(format!(
+                    "there is currently {candidates} candidate nodes available"
+                )));
             }
             let active = m.group.active_ids();
             if active.len() == 2 {
-                let o = m.group.others(n.id).next().cloned().expect("two active nodes");
+                let o = m
+                    .group
+                    .others(n.id)
+                    .next()
+                    .cloned()
+                    .expect("two active nodes");
                 m.assign(
                     n.id,
                     PrepareMaintenance,
@@ -157,7 +171,9 @@ pub fn start_maintenance(ctx: &Context, group: &mut Group, node_id: i64) -> Resu
 /// `stop_maintenance(node_id)`: false for an unknown node.
 pub fn stop_maintenance(ctx: &Context, group: &mut Group, node_id: i64) -> Result<Outcome<bool>> {
     transaction(ctx, group, |m| {
-        let Some(n) = m.group.node(node_id).cloned() else { return Ok(false) };
+        let Some(n) = m.group.node(node_id).cloned() else {
+            return Ok(false);
+        };
         let count = m.group.active().count();
         if !(n.is(Maintenance) || (count > 2 && n.is(PrepareMaintenance))) {
             return Err(MonitorError::new(
@@ -192,7 +208,11 @@ pub fn stop_maintenance(ctx: &Context, group: &mut Group, node_id: i64) -> Resul
                 format!("couldn't find the primary node in formation \"{f}\", group {g}"),
             ));
         }
-        let goal = if m.group.failover_in_progress() { ReportLsn } else { CatchingUp };
+        let goal = if m.group.failover_in_progress() {
+            ReportLsn
+        } else {
+            CatchingUp
+        };
         m.assign(
             n.id,
             goal,

@@ -72,7 +72,10 @@ pub fn node_active(
         if m.group.formation.id != formation_id {
             return Err(MonitorError::new(
                 SqlState::INVALID_OBJECT_DEFINITION,
-                format!("node {} does not belong to formation {}", report.node_id, formation_id),
+                format!(
+                    "node {} does not belong to formation {}",
+                    report.node_id, formation_id
+                ),
             ));
         }
         let rep_state = parse_rep_state(&report.rep_state)?;
@@ -86,7 +89,11 @@ pub fn node_active(
                 report.state
             )
         } else {
-            format!("New state is reported by {}: \"{}\"", NodeRef(&node), report.state)
+            format!(
+                "New state is reported by {}: \"{}\"",
+                NodeRef(&node),
+                report.state
+            )
         };
 
         let n = m.group.node_mut(report.node_id).expect("looked up above");

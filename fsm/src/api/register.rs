@@ -109,7 +109,11 @@ pub fn register_node(
         let goal = choose_goal(m.group)?;
 
         let now = m.ctx.now;
-        let name = if req.name.is_empty() { format!("node_{}", req.node_id) } else { req.name.clone() };
+        let name = if req.name.is_empty() {
+            format!("node_{}", req.node_id)
+        } else {
+            req.name.clone()
+        };
         let mut node = Node::new(req.node_id, &name, &req.host, req.port, now);
         node.group_id = m.group.group_id;
         node.goal = goal;
@@ -132,8 +136,11 @@ pub fn register_node(
 
         if goal == NodeState::WaitStandby && m.group.formation.number_sync_standbys == 0 {
             if let Some(primary) = m.group.writable_goal_node().map(|p| p.id) {
-                let standbys: Vec<bool> =
-                    m.group.others(primary).map(|n| n.replication_quorum).collect();
+                let standbys: Vec<bool> = m
+                    .group
+                    .others(primary)
+                    .map(|n| n.replication_quorum)
+                    .collect();
                 let quorum = standbys.iter().filter(|q| **q).count();
                 if quorum == 2 {
                     m.group.formation.number_sync_standbys = 1;
@@ -178,7 +185,10 @@ fn choose_goal(group: &Group) -> Result<NodeState> {
     if group.writable_goal_node().is_some() || group.candidate_being_promoted().is_some() {
         return Ok(NodeState::WaitStandby);
     }
-    if group.active().any(|n| n.candidate_priority == 0 && n.is(NodeState::ReportLsn)) {
+    if group
+        .active()
+        .any(|n| n.candidate_priority == 0 && n.is(NodeState::ReportLsn))
+    {
         return Ok(NodeState::ReportLsn);
     }
     Err(MonitorError::new(

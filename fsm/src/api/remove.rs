@@ -23,14 +23,21 @@ pub fn remove_node(
     force: bool,
 ) -> Result<Outcome<bool>> {
     transaction(ctx, group, |m| {
-        let Some(n) = m.group.node(node_id).cloned() else { return Ok(false) };
+        let Some(n) = m.group.node(node_id).cloned() else {
+            return Ok(false);
+        };
         let f = m.group.formation.id.clone();
         let was_primary = n.goal.can_take_writes();
         let others: Vec<i64> = m.group.others(node_id).map(|o| o.id).collect();
 
         if n.is(Dropped) || force {
             m.delete(node_id);
-            m.log(format!("Removing {} from formation \"{}\" and group {}", NodeRef(&n), f, n.group_id));
+            m.log(format!(
+                "Removing {} from formation \"{}\" and group {}",
+                NodeRef(&n),
+                f,
+                n.group_id
+            ));
             if force && was_primary && !others.is_empty() {
                 elect_after_primary_removal(m, &others)?;
             }
@@ -102,7 +109,10 @@ fn elect_after_primary_removal(m: &mut Machine<'_>, others: &[i64]) -> Result<()
             m.assign(
                 o,
                 ReportLsn,
-                format!("Setting goal state of {} to report_lsn after primary node removal.", NodeRef(&on)),
+                format!(
+                    "Setting goal state of {} to report_lsn after primary node removal.",
+                    NodeRef(&on)
+                ),
             );
         }
     }

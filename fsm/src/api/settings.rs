@@ -15,25 +15,42 @@ use crate::settings::Context;
 use crate::state::NodeState::*;
 
 fn lookup(m: &Machine<'_>, name: &str) -> Result<crate::Node> {
-    m.group.active().find(|n| n.name == name).cloned().ok_or_else(|| {
-        MonitorError::new(
-            SqlState::UNDEFINED_OBJECT,
-            format!("node \"{}\" is not registered in formation \"{}\"", name, m.group.formation.id),
-        )
-    })
+    m.group
+        .active()
+        .find(|n| n.name == name)
+        .cloned()
+        .ok_or_else(|| {
+            MonitorError::new(
+                SqlState::UNDEFINED_OBJECT,
+                format!(
+                    "node \"{}\" is not registered in formation \"{}\"",
+                    name, m.group.formation.id
+                ),
+            )
+        })
 }
 
 /// Send the primary to `apply_settings` after a settings change of `what`.
 fn apply_on_primary(m: &mut Machine<'_>, what: &str, description: String) -> Result<()> {
-    let Some(pm) = m.group.writable_goal_node().cloned() else { return Ok(()) };
+    let Some(pm) = m.group.writable_goal_node().cloned() else {
+        return Ok(());
+    };
     if pm.is(ApplySettings) {
         return Err(MonitorError::new(
             SqlState::NOT_IN_PREREQUISITE_STATE,
-            format!("cannot set {what} when current state for primary {} is \"{}\"", NodeRef(&pm), pm.reported),
+            format!(
+                "cannot set {what} when current state for primary {} is \"{}\"",
+                NodeRef(&pm),
+                pm.reported
+            ),
         ));
     }
     if matches!(pm.reported, Primary | WaitPrimary | ApplySettings) && pm.goal != ApplySettings {
-        m.assign(pm.id, ApplySettings, description.replace("{primary}", &NodeRef(&pm).to_string()));
+        m.assign(
+            pm.id,
+            ApplySettings,
+            description.replace("{primary}", &NodeRef(&pm).to_string()),
+        );
     }
     Ok(())
 }
@@ -62,7 +79,12 @@ pub fn set_node_candidate_priority(
             ));
         }
         if priority == 0 && n.candidate_priority > 0 {
-            let remaining = m.group.active().filter(|o| o.candidate_priority > 0).count() - 1;
+            let remaining = m
+                .group
+                .active()
+                .filter(|o| o.candidate_priority > 0)
+                .count()
+                - 1;
             if remaining < 2 {
                 m.notice(
                     NoticeLevel::Notice,
@@ -75,10 +97,17 @@ pub fn set_node_candidate_priority(
                 );
             }
         }
-        m.group.node_mut(n.id).expect("looked up").candidate_priority = priority;
+        m.group
+            .node_mut(n.id)
+            .expect("looked up")
+            .candidate_priority = priority;
         if m.group.active().count() == 1 {
             let node = m.n(n.id).clone();
-            let d = format!("Updating candidate priority to {} for {}", priority, NodeRef(&node));
+            let d = format!(
+                "Updating candidate priority to {} for {}",
+                priority,
+                NodeRef(&node)
+            );
             m.log(d.clone());
             m.event(n.id, &d);
         } else {
@@ -105,7 +134,10 @@ pub fn set_node_replication_quorum(
 ) -> Result<Outcome<bool>> {
     transaction(ctx, group, |m| {
         let n = lookup(m, name)?;
-        m.group.node_mut(n.id).expect("looked up").replication_quorum = quorum;
+        m.group
+            .node_mut(n.id)
+            .expect("looked up")
+            .replication_quorum = quorum;
         let f = m.group.formation.id.clone();
         let g = m.group.group_id;
         if !quorum {
@@ -116,7 +148,11 @@ pub fn set_node_replication_quorum(
                 ));
             };
             let nss = m.group.formation.number_sync_standbys;
-            let k = m.group.others(pm.id).filter(|o| o.replication_quorum).count() as i32;
+            let k = m
+                .group
+                .others(pm.id)
+                .filter(|o| o.replication_quorum)
+                .count() as i32;
             if nss > 0 && k < nss + 1 {
                 return Err(MonitorError::new(
                     SqlState::INVALID_PARAMETER_VALUE,
@@ -133,7 +169,11 @@ pub fn set_node_replication_quorum(
         }
         if m.group.active().count() == 1 {
             let node = m.n(n.id).clone();
-            let d = format!("Updating replicationQuorum to {} for {}", quorum, NodeRef(&node));
+            let d = format!(
+                "Updating replicationQuorum to {} for {}",
+                quorum,
+                NodeRef(&node)
+            );
             m.log(d.clone());
             m.event(n.id, &d);
         } else {
@@ -185,7 +225,11 @@ pub fn set_formation_number_sync_standbys(
             )
             .detail("The primary node so must be in state \"primary\" or \"wait_primary\" to be able to apply configuration changes to its synchronous_standby_names setting"));
         }
-        let k = m.group.others(pm.id).filter(|o| o.replication_quorum).count() as i32;
+        let k = m
+            .group
+            .others(pm.id)
+            .filter(|o| o.replication_quorum)
+            .count() as i32;
         if value != 0 && value + 1 > k {
             return Err(MonitorError::new(
                 SqlState::INVALID_PARAMETER_VALUE,
