@@ -1,2 +1,18 @@
 //! Helpers for the integration tests in `tests/tests/`: temporary clusters,
 //! free ports, unprivileged Postgres processes stopped by their PID.
+//!
+//! Everything here is behind the `integration` feature (see tests/README.md):
+//! * [`cluster`]: a temporary Postgres cluster owned by the `postgres` user,
+//!   with the `pgautofailover` extension loaded and created;
+//! * [`monitor`]: a client of the monitor that speaks like a keeper;
+//! * [`listen`]: `LISTEN state, log` on a dedicated connection;
+//! * [`wait`]: deadlines for everything that waits.
+
+#[cfg(feature = "integration")]
+pub mod cluster;
+#[cfg(feature = "integration")]
+pub mod listen;
+#[cfg(feature = "integration")]
+pub mod monitor;
+#[cfg(feature = "integration")]
+pub mod wait;
