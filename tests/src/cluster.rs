@@ -20,6 +20,14 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 use tokio_postgres::{Client, NoTls};
 
+/// Settings for deterministic scenario tests: no background evaluation, no
+/// health checks, no startup grace period.
+pub const QUIET: &[(&str, &str)] = &[
+    ("pgautofailover.evaluation_period", "'1h'"),
+    ("pgautofailover.enable_health_checks", "off"),
+    ("pgautofailover.startup_grace_period", "1"),
+];
+
 /// Where the Postgres binaries are.
 pub fn pg_bin() -> PathBuf {
     std::env::var_os("PGAF_PG_BIN")

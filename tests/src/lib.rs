@@ -5,11 +5,14 @@
 //! * [`cluster`]: a temporary Postgres cluster owned by the `postgres` user,
 //!   with the `pgautofailover` extension loaded and created;
 //! * [`monitor`]: a client of the monitor that speaks like a keeper;
+//! * [`keeper`]: simulated keepers driving `node_active`;
 //! * [`listen`]: `LISTEN state, log` on a dedicated connection;
 //! * [`wait`]: deadlines for everything that waits.
 
 #[cfg(feature = "integration")]
 pub mod cluster;
+#[cfg(feature = "integration")]
+pub mod keeper;
 #[cfg(feature = "integration")]
 pub mod listen;
 #[cfg(feature = "integration")]

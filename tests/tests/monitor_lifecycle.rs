@@ -4,13 +4,9 @@
 //! every NOTIFY payload checked byte for byte.
 #![cfg(feature = "integration")]
 
-use pgaf_tests::cluster::Cluster;
+use pgaf_tests::cluster::{Cluster, QUIET};
 use pgaf_tests::listen::Listener;
 use pgaf_tests::monitor::{node_ref, state_payload, Monitor, Report};
-
-/// Deterministic settings: no background evaluation, no health checks.
-pub const QUIET: &[(&str, &str)] =
-    &[("pgautofailover.evaluation_period", "'1h'"), ("pgautofailover.enable_health_checks", "off")];
 
 #[tokio::test]
 async fn single_standby_life_cycle() {
