@@ -193,15 +193,24 @@ impl Cluster {
         format!("host=127.0.0.1 port={} user=postgres dbname={dbname} connect_timeout=10", self.port)
     }
 
-    /// A client connected to `dbname` as `postgres`.
+    /// A client connected to `dbname` as `postgres` (retried for 30 s while
+    /// the server is starting up).
     pub async fn connect(&self, dbname: &str) -> Client {
-        let (client, conn) = tokio_postgres::connect(&self.conninfo(dbname), NoTls)
-            .await
-            .unwrap_or_else(|e| panic!("connect to {dbname} on port {}: {e}", self.port));
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
-        client
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            match tokio_postgres::connect(&self.conninfo(dbname), NoTls).await {
+                Ok((client, conn)) => {
+                    tokio::spawn(async move {
+                        let _ = conn.await;
+                    });
+                    return client;
+                }
+                Err(e) if Instant::now() >= deadline => {
+                    panic!("connect to {dbname} on port {}: {e:?}; see {}", self.port, self.log_path().display())
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
     }
 
     /// The postmaster's PID.

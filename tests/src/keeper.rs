@@ -34,11 +34,12 @@ pub struct Sim {
     pub m: Monitor,
     pub nodes: Vec<SimNode>,
     pub lease: bool,
+    next_port: i32,
 }
 
 impl Sim {
     pub fn new(m: Monitor) -> Sim {
-        Sim { m, nodes: Vec::new(), lease: false }
+        Sim { m, nodes: Vec::new(), lease: false, next_port: 6010 }
     }
 
     pub fn node(&self, name: &str) -> &SimNode {
@@ -59,9 +60,10 @@ impl Sim {
         crate::monitor::node_ref(n.id, &n.name, n.port)
     }
 
-    /// Register a node (port 6010 + its index) and set its system identifier.
+    /// Register a node (ports 6010, 6011, ...) and set its system identifier.
     pub async fn add(&mut self, name: &str, candidate_priority: i32) -> Registered {
-        let port = 6010 + self.nodes.len() as i32;
+        let port = self.next_port;
+        self.next_port += 1;
         let reg = self.m.register("127.0.0.1", port, name, candidate_priority).await;
         self.m.set_sysid(reg.id, SYSID).await;
         self.nodes.push(SimNode {
