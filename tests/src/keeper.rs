@@ -155,6 +155,12 @@ impl Sim {
         self.m.set_health(id, 0).await;
     }
 
+    /// The keeper of `name` stops reporting, nothing else changes (a lease
+    /// holder is then judged by its lease alone).
+    pub fn kill_quietly(&mut self, name: &str) {
+        self.node_mut(name).dead = true;
+    }
+
     /// The node comes back: health good again, its keeper reports.
     pub async fn revive(&mut self, name: &str) {
         let id = self.id(name);
