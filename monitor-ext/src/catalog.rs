@@ -14,7 +14,8 @@ use pgrx::spi::{SpiClient, SpiHeapTupleData};
 
 type Result<T> = std::result::Result<T, MonitorError>;
 
-const FORMATION_COLUMNS: &str = "formationid, kind, dbname::text, opt_secondary, number_sync_standbys";
+const FORMATION_COLUMNS: &str =
+    "formationid, kind, dbname::text, opt_secondary, number_sync_standbys";
 
 const NODE_COLUMNS: &str = "n.nodeid, n.groupid, n.nodename, n.nodehost, n.nodeport, \
      n.sysidentifier, n.goalstate::text, n.reportedstate::text, n.reportedpgisrunning, \
@@ -22,11 +23,18 @@ const NODE_COLUMNS: &str = "n.nodeid, n.groupid, n.nodename, n.nodehost, n.nodep
      n.health, n.healthchecktime, n.statechangetime, n.candidatepriority, \
      n.replicationquorum, n.nodecluster, coalesce(l.lease, false)";
 
-fn col<T: pgrx::IntoDatum + pgrx::FromDatum>(row: &SpiHeapTupleData<'_>, i: usize) -> Result<Option<T>> {
+fn col<T: pgrx::IntoDatum + pgrx::FromDatum>(
+    row: &SpiHeapTupleData<'_>,
+    i: usize,
+) -> Result<Option<T>> {
     row.get::<T>(i).map_err(internal)
 }
 
-fn req<T: pgrx::IntoDatum + pgrx::FromDatum>(row: &SpiHeapTupleData<'_>, i: usize, what: &str) -> Result<T> {
+fn req<T: pgrx::IntoDatum + pgrx::FromDatum>(
+    row: &SpiHeapTupleData<'_>,
+    i: usize,
+    what: &str,
+) -> Result<T> {
     col(row, i)?.ok_or_else(|| internal(format!("unexpected NULL in {what}")))
 }
 
@@ -36,7 +44,8 @@ fn ts(row: &SpiHeapTupleData<'_>, i: usize, what: &str) -> Result<i64> {
 }
 
 fn state(text: &str) -> Result<NodeState> {
-    text.parse().map_err(|_| internal(format!("unknown node state \"{text}\"")))
+    text.parse()
+        .map_err(|_| internal(format!("unknown node state \"{text}\"")))
 }
 
 fn formation_from(row: &SpiHeapTupleData<'_>) -> Result<Formation> {
@@ -44,7 +53,11 @@ fn formation_from(row: &SpiHeapTupleData<'_>) -> Result<Formation> {
     Ok(Formation {
         id: req(row, 1, "formation.formationid")?,
         // The CHECK constraint allows citus; registration refuses it.
-        kind: if kind == "citus" { FormationKind::Citus } else { FormationKind::Pgsql },
+        kind: if kind == "citus" {
+            FormationKind::Citus
+        } else {
+            FormationKind::Pgsql
+        },
         dbname: req(row, 3, "formation.dbname")?,
         opt_secondary: req(row, 4, "formation.opt_secondary")?,
         number_sync_standbys: req(row, 5, "formation.number_sync_standbys")?,
@@ -58,8 +71,10 @@ pub fn formation(client: &mut SpiClient<'_>, id: &str, lock: bool) -> Result<Opt
         "SELECT {FORMATION_COLUMNS} FROM pgautofailover.formation WHERE formationid = $1{}",
         if lock { " FOR UPDATE" } else { "" }
     );
-    let table = client.update(query.as_str(), Some(1), &[id.into()]).map_err(internal)?;
-    for row in table {
+    let table = client
+        .update(query.as_str(), Some(1), &[id.into()])
+        .map_err(internal)?;
+    if let Some(row) = table.into_iter().next() {
         return formation_from(&row).map(Some);
     }
     Ok(None)
@@ -101,7 +116,11 @@ pub fn group(client: &mut SpiClient<'_>, formation: Formation, group_id: i32) ->
           WHERE n.formationid = $1 AND n.groupid = $2 ORDER BY n.nodeid"
     );
     let table = client
-        .update(query.as_str(), None, &[formation.id.as_str().into(), group_id.into()])
+        .update(
+            query.as_str(),
+            None,
+            &[formation.id.as_str().into(), group_id.into()],
+        )
         .map_err(internal)?;
     let mut nodes = Vec::with_capacity(table.len());
     for row in table {
@@ -119,14 +138,21 @@ pub fn node_location(client: &mut SpiClient<'_>, node_id: i64) -> Result<Option<
             &[node_id.into()],
         )
         .map_err(internal)?;
-    for row in table {
-        return Ok(Some((req(&row, 1, "node.formationid")?, req(&row, 2, "node.groupid")?)));
+    if let Some(row) = table.into_iter().next() {
+        return Ok(Some((
+            req(&row, 1, "node.formationid")?,
+            req(&row, 2, "node.groupid")?,
+        )));
     }
     Ok(None)
 }
 
 /// The node registered at host:port: (id, formation, group).
-pub fn node_by_host(client: &mut SpiClient<'_>, host: &str, port: i32) -> Result<Option<(i64, String, i32)>> {
+pub fn node_by_host(
+    client: &mut SpiClient<'_>,
+    host: &str,
+    port: i32,
+) -> Result<Option<(i64, String, i32)>> {
     let table = client
         .update(
             "SELECT nodeid, formationid, groupid FROM pgautofailover.node \
@@ -135,14 +161,22 @@ pub fn node_by_host(client: &mut SpiClient<'_>, host: &str, port: i32) -> Result
             &[host.into(), port.into()],
         )
         .map_err(internal)?;
-    for row in table {
-        return Ok(Some((req(&row, 1, "node.nodeid")?, req(&row, 2, "node.formationid")?, req(&row, 3, "node.groupid")?)));
+    if let Some(row) = table.into_iter().next() {
+        return Ok(Some((
+            req(&row, 1, "node.nodeid")?,
+            req(&row, 2, "node.formationid")?,
+            req(&row, 3, "node.groupid")?,
+        )));
     }
     Ok(None)
 }
 
 /// The group of the node named `name` in `formation`, if any.
-pub fn group_of_name(client: &mut SpiClient<'_>, formation: &str, name: &str) -> Result<Option<i32>> {
+pub fn group_of_name(
+    client: &mut SpiClient<'_>,
+    formation: &str,
+    name: &str,
+) -> Result<Option<i32>> {
     let table = client
         .update(
             "SELECT groupid FROM pgautofailover.node WHERE formationid = $1 AND nodename = $2",
@@ -150,7 +184,7 @@ pub fn group_of_name(client: &mut SpiClient<'_>, formation: &str, name: &str) ->
             &[formation.into(), name.into()],
         )
         .map_err(internal)?;
-    for row in table {
+    if let Some(row) = table.into_iter().next() {
         return Ok(Some(req(&row, 1, "node.groupid")?));
     }
     Ok(None)
@@ -167,7 +201,10 @@ pub fn all_groups(client: &mut SpiClient<'_>) -> Result<Vec<(String, i32)>> {
         .map_err(internal)?;
     let mut out = Vec::new();
     for row in table {
-        out.push((req(&row, 1, "node.formationid")?, req(&row, 2, "node.groupid")?));
+        out.push((
+            req(&row, 1, "node.formationid")?,
+            req(&row, 2, "node.groupid")?,
+        ));
     }
     Ok(out)
 }

@@ -4,9 +4,9 @@
 
 use crate::error::{self, internal};
 use pgaf_fsm::{notify, Effect, MonitorError, Node};
+use pgrx::fcinfo::direct_function_call_as_datum;
 use pgrx::pg_sys;
 use pgrx::spi::SpiClient;
-use pgrx::fcinfo::direct_function_call_as_datum;
 use pgrx::IntoDatum;
 
 type Result<T> = std::result::Result<T, MonitorError>;
@@ -17,7 +17,10 @@ pub fn notify(channel: &str, payload: &str) -> Result<()> {
     let payload = payload.replace('\0', " ");
     // SAFETY: pg_notify(text, text) called with two text datums.
     unsafe {
-        direct_function_call_as_datum(pg_sys::pg_notify, &[channel.into_datum(), payload.into_datum()]);
+        direct_function_call_as_datum(
+            pg_sys::pg_notify,
+            &[channel.into_datum(), payload.into_datum()],
+        );
     }
     Ok(())
 }
@@ -29,7 +32,12 @@ pub fn log(message: &str) -> Result<()> {
 }
 
 /// An event row for `node` plus its `state` notification.
-pub fn event(client: &mut SpiClient<'_>, formation: &str, node: &Node, description: &str) -> Result<()> {
+pub fn event(
+    client: &mut SpiClient<'_>,
+    formation: &str,
+    node: &Node,
+    description: &str,
+) -> Result<()> {
     client
         .update(
             "INSERT INTO pgautofailover.event \
@@ -66,9 +74,12 @@ pub fn apply(client: &mut SpiClient<'_>, formation: &str, effects: &[Effect]) ->
         match e {
             Effect::Log(message) => log(message)?,
             Effect::Event { node, description } => event(client, formation, node, description)?,
-            Effect::Notice { level, code, message, detail } => {
-                error::notice(*level, *code, message, detail.as_deref())
-            }
+            Effect::Notice {
+                level,
+                code,
+                message,
+                detail,
+            } => error::notice(*level, *code, message, detail.as_deref()),
         }
     }
     Ok(())

@@ -18,7 +18,13 @@ pub fn sqlstate(code: SqlState) -> PgSqlErrorCode {
     PgSqlErrorCode::from(packed)
 }
 
-fn report(level: PgLogLevel, code: SqlState, message: &str, detail: Option<&str>, hint: Option<&str>) {
+fn report(
+    level: PgLogLevel,
+    code: SqlState,
+    message: &str,
+    detail: Option<&str>,
+    hint: Option<&str>,
+) {
     let mut r = ErrorReport::new(sqlstate(code), message.to_string(), "pgautofailover");
     if let Some(d) = detail {
         r = r.set_detail(d);
@@ -31,7 +37,13 @@ fn report(level: PgLogLevel, code: SqlState, message: &str, detail: Option<&str>
 
 /// Raise `e` as an `ERROR`; does not return.
 pub fn raise(e: &MonitorError) -> ! {
-    report(PgLogLevel::ERROR, e.code, &e.message, e.detail.as_deref(), e.hint.as_deref());
+    report(
+        PgLogLevel::ERROR,
+        e.code,
+        &e.message,
+        e.detail.as_deref(),
+        e.hint.as_deref(),
+    );
     unreachable!("ereport(ERROR) returned")
 }
 

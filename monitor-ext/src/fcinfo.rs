@@ -38,7 +38,10 @@ pub(crate) use v1_function;
 pub struct Args(pub pg_sys::FunctionCallInfo);
 
 fn null_argument(name: &str) -> ! {
-    error::fail(SqlState("22004"), format!("argument \"{name}\" must not be NULL"))
+    error::fail(
+        SqlState("22004"),
+        format!("argument \"{name}\" must not be NULL"),
+    )
 }
 
 impl Args {
@@ -140,14 +143,20 @@ pub fn record(args: Args, values: Vec<Value>) -> pg_sys::Datum {
     // SAFETY: fcinfo is valid for this call; the out-parameters are valid.
     let class = unsafe { pg_sys::get_call_result_type(args.0, &mut typoid, &mut tupdesc) };
     if class != pg_sys::TypeFuncClass::TYPEFUNC_COMPOSITE || tupdesc.is_null() {
-        error::fail(SqlState("42804"), "function returning record called in context that cannot accept type record");
+        error::fail(
+            SqlState("42804"),
+            "function returning record called in context that cannot accept type record",
+        );
     }
     // SAFETY: tupdesc was just returned by Postgres.
     let natts = unsafe { (*tupdesc).natts } as usize;
     if natts != values.len() {
         error::fail(
             SqlState::INTERNAL_ERROR,
-            format!("pgautofailover: {natts} result columns declared, {} produced", values.len()),
+            format!(
+                "pgautofailover: {natts} result columns declared, {} produced",
+                values.len()
+            ),
         );
     }
     let mut datums: Vec<pg_sys::Datum> = Vec::with_capacity(natts);

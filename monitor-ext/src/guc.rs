@@ -28,7 +28,16 @@ fn int(
     max: i32,
     flags: GucFlags,
 ) {
-    GucRegistry::define_int_guc(name, description, c"", setting, min, max, GucContext::Sighup, flags);
+    GucRegistry::define_int_guc(
+        name,
+        description,
+        c"",
+        setting,
+        min,
+        max,
+        GucContext::Sighup,
+        flags,
+    );
 }
 
 /// Define every setting; called once from `_PG_init`.
@@ -51,8 +60,22 @@ pub fn define() {
         GucContext::Sighup,
         GucFlags::NO_SHOW_ALL,
     );
-    int(c"pgautofailover.health_check_period", c"Duration between each check (in milliseconds).", &HEALTH_CHECK_PERIOD, 1, i32::MAX, ms);
-    int(c"pgautofailover.health_check_timeout", c"Connect timeout (in milliseconds).", &HEALTH_CHECK_TIMEOUT, 1, i32::MAX, ms);
+    int(
+        c"pgautofailover.health_check_period",
+        c"Duration between each check (in milliseconds).",
+        &HEALTH_CHECK_PERIOD,
+        1,
+        i32::MAX,
+        ms,
+    );
+    int(
+        c"pgautofailover.health_check_timeout",
+        c"Connect timeout (in milliseconds).",
+        &HEALTH_CHECK_TIMEOUT,
+        1,
+        i32::MAX,
+        ms,
+    );
     int(
         c"pgautofailover.health_check_max_retries",
         c"Maximum number of re-tries before marking a node as failed.",
@@ -61,7 +84,14 @@ pub fn define() {
         100,
         none,
     );
-    int(c"pgautofailover.health_check_retry_delay", c"Delay between consecutive retries.", &HEALTH_CHECK_RETRY_DELAY, 1, i32::MAX, ms);
+    int(
+        c"pgautofailover.health_check_retry_delay",
+        c"Delay between consecutive retries.",
+        &HEALTH_CHECK_RETRY_DELAY,
+        1,
+        i32::MAX,
+        ms,
+    );
     int(
         c"pgautofailover.enable_sync_wal_log_threshold",
         c"Don't enable synchronous replication until secondary xlog is within this many bytes of the primary's",

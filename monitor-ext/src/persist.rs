@@ -104,14 +104,23 @@ pub fn group(client: &mut SpiClient<'_>, before: &Group, after: &Group) -> Resul
                     SET kind = $2, dbname = $3::name, number_sync_standbys = $4 \
                   WHERE formationid = $1",
                 None,
-                &[f.id.as_str().into(), f.kind.as_str().into(), f.dbname.as_str().into(), f.number_sync_standbys.into()],
+                &[
+                    f.id.as_str().into(),
+                    f.kind.as_str().into(),
+                    f.dbname.as_str().into(),
+                    f.number_sync_standbys.into(),
+                ],
             )
             .map_err(internal)?;
     }
     for old in &before.nodes {
         if after.node(old.id).is_none() {
             client
-                .update("DELETE FROM pgautofailover.node WHERE nodeid = $1", None, &[old.id.into()])
+                .update(
+                    "DELETE FROM pgautofailover.node WHERE nodeid = $1",
+                    None,
+                    &[old.id.into()],
+                )
                 .map_err(internal)?;
         }
     }

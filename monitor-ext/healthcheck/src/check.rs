@@ -42,9 +42,14 @@ pub enum Verdict {
 
 enum Phase {
     /// Next attempt starts at this time.
-    Waiting { at: u64 },
+    Waiting {
+        at: u64,
+    },
     /// An attempt is under way; it fails at `deadline`.
-    Attempt { deadline: u64, session: Box<Session> },
+    Attempt {
+        deadline: u64,
+        session: Box<Session>,
+    },
     Finished(Verdict),
 }
 
@@ -60,7 +65,12 @@ pub struct Check {
 impl Check {
     /// A check whose first attempt is due now.
     pub fn new(cfg: CheckConfig, now: u64) -> Check {
-        Check { cfg, tries: 0, phase: Phase::Waiting { at: now }, last_failure: None }
+        Check {
+            cfg,
+            tries: 0,
+            phase: Phase::Waiting { at: now },
+            last_failure: None,
+        }
     }
 
     /// Attempts made so far.
@@ -137,8 +147,14 @@ impl Check {
 
     /// Bytes read from the current attempt's socket (empty: end of file).
     pub fn received(&mut self, now: u64, bytes: &[u8]) {
-        let Phase::Attempt { session, .. } = &mut self.phase else { return };
-        let progress = if bytes.is_empty() { session.closed() } else { session.received(bytes) };
+        let Phase::Attempt { session, .. } = &mut self.phase else {
+            return;
+        };
+        let progress = if bytes.is_empty() {
+            session.closed()
+        } else {
+            session.received(bytes)
+        };
         match progress {
             Progress::Pending => {}
             Progress::Ready => {
@@ -153,7 +169,9 @@ impl Check {
         self.phase = if self.tries > self.cfg.max_retries {
             Phase::Finished(Verdict::Bad)
         } else {
-            Phase::Waiting { at: now + self.cfg.retry_delay_ms }
+            Phase::Waiting {
+                at: now + self.cfg.retry_delay_ms,
+            }
         };
     }
 }
@@ -220,7 +238,10 @@ mod tests {
 
     #[test]
     fn retry_succeeds_after_a_failure() {
-        let cfg = CheckConfig { max_retries: 1, ..CheckConfig::default() };
+        let cfg = CheckConfig {
+            max_retries: 1,
+            ..CheckConfig::default()
+        };
         let mut c = Check::new(cfg, 0);
         assert!(c.start_due(0));
         c.received(5, b""); // closed by the server
@@ -234,7 +255,10 @@ mod tests {
 
     #[test]
     fn late_events_after_the_verdict_are_ignored() {
-        let cfg = CheckConfig { max_retries: 0, ..CheckConfig::default() };
+        let cfg = CheckConfig {
+            max_retries: 0,
+            ..CheckConfig::default()
+        };
         let mut c = Check::new(cfg, 0);
         assert!(c.start_due(0));
         c.tick(5_000);

@@ -43,7 +43,9 @@ impl Session {
         ];
         // Writing into a BytesMut only fails on a NUL inside a parameter.
         let startup = frontend::startup_message(params.iter().copied(), &mut output);
-        let done = startup.err().map(|e| Progress::Failed(format!("startup message: {e}")));
+        let done = startup
+            .err()
+            .map(|e| Progress::Failed(format!("startup message: {e}")));
         Session {
             user: user.to_string(),
             password: password.to_string(),
@@ -85,7 +87,10 @@ impl Session {
 
     /// The server closed the connection.
     pub fn closed(&mut self) -> Progress {
-        let done = self.done.clone().unwrap_or(Progress::Failed("connection closed".to_string()));
+        let done = self
+            .done
+            .clone()
+            .unwrap_or(Progress::Failed("connection closed".to_string()));
         self.finish(done)
     }
 
@@ -115,8 +120,11 @@ impl Session {
                 }
                 let scram =
                     ScramSha256::new(self.password.as_bytes(), ChannelBinding::unsupported());
-                let sent =
-                    frontend::sasl_initial_response(SCRAM_SHA_256, scram.message(), &mut self.output);
+                let sent = frontend::sasl_initial_response(
+                    SCRAM_SHA_256,
+                    scram.message(),
+                    &mut self.output,
+                );
                 self.scram = Some(scram);
                 match sent {
                     Ok(()) => Progress::Pending,
@@ -257,15 +265,24 @@ mod tests {
     #[test]
     fn errors_and_garbage_fail_the_attempt() {
         let mut s = Session::new("u", "d", "p");
-        let err = msg(b'E', b"SFATAL\0C57P03\0Mthe database system is starting up\0\0");
+        let err = msg(
+            b'E',
+            b"SFATAL\0C57P03\0Mthe database system is starting up\0\0",
+        );
         match s.received(&err) {
             Progress::Failed(t) => assert!(t.contains("57P03"), "{t}"),
             other => panic!("{other:?}"),
         }
         let mut s = Session::new("u", "d", "p");
-        assert!(matches!(s.received(&[b'R', 0, 0, 0, 1]), Progress::Failed(_)));
+        assert!(matches!(
+            s.received(&[b'R', 0, 0, 0, 1]),
+            Progress::Failed(_)
+        ));
         let mut s = Session::new("u", "d", "p");
-        assert!(matches!(s.received(&auth(2, b"")), Progress::Failed(_)), "kerberos");
+        assert!(
+            matches!(s.received(&auth(2, b"")), Progress::Failed(_)),
+            "kerberos"
+        );
         let mut s = Session::new("u", "d", "p");
         assert!(matches!(s.closed(), Progress::Failed(_)));
     }

@@ -6,7 +6,11 @@ use crate::operation::call;
 use pgaf_fsm::{MonitorError, SqlState};
 use pgrx::pg_sys;
 
-v1_function!(pg_finfo_pgaf_create_formation, pgaf_create_formation, create);
+v1_function!(
+    pg_finfo_pgaf_create_formation,
+    pgaf_create_formation,
+    create
+);
 v1_function!(pg_finfo_pgaf_drop_formation, pgaf_drop_formation, drop);
 
 fn create(args: Args) -> pg_sys::Datum {
@@ -31,14 +35,26 @@ fn create(args: Args) -> pg_sys::Datum {
                    (formationid, kind, dbname, opt_secondary, number_sync_standbys) \
                  VALUES ($1, $2, $3::name, $4, $5)",
                 None,
-                &[id.as_str().into(), kind.as_str().into(), dbname.as_str().into(), opt_secondary.into(), nss.into()],
+                &[
+                    id.as_str().into(),
+                    kind.as_str().into(),
+                    dbname.as_str().into(),
+                    opt_secondary.into(),
+                    nss.into(),
+                ],
             )
             .map_err(internal)?;
         Ok(())
     });
     record(
         args,
-        vec![Value::of(id.as_str()), Value::of(kind.as_str()), Value::name(&dbname), Value::of(opt_secondary), Value::of(nss)],
+        vec![
+            Value::of(id.as_str()),
+            Value::of(kind.as_str()),
+            Value::name(&dbname),
+            Value::of(opt_secondary),
+            Value::of(nss),
+        ],
     )
 }
 
@@ -53,7 +69,10 @@ fn drop(args: Args) -> pg_sys::Datum {
             )
             .map_err(internal)?;
         if deleted.is_empty() {
-            return Err(MonitorError::new(SqlState::UNDEFINED_OBJECT, format!("couldn't find formation \"{id}\"")));
+            return Err(MonitorError::new(
+                SqlState::UNDEFINED_OBJECT,
+                format!("couldn't find formation \"{id}\""),
+            ));
         }
         Ok(())
     });

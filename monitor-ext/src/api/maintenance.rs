@@ -8,10 +8,18 @@ use pgaf_fsm::api::{start_maintenance, stop_maintenance};
 use pgaf_fsm::{MonitorError, SqlState};
 use pgrx::pg_sys;
 
-v1_function!(pg_finfo_pgaf_start_maintenance, pgaf_start_maintenance, start);
+v1_function!(
+    pg_finfo_pgaf_start_maintenance,
+    pgaf_start_maintenance,
+    start
+);
 v1_function!(pg_finfo_pgaf_stop_maintenance, pgaf_stop_maintenance, stop);
 
-type Api = fn(&pgaf_fsm::Context, &mut pgaf_fsm::Group, i64) -> pgaf_fsm::effect::Result<pgaf_fsm::api::Outcome<bool>>;
+type Api = fn(
+    &pgaf_fsm::Context,
+    &mut pgaf_fsm::Group,
+    i64,
+) -> pgaf_fsm::effect::Result<pgaf_fsm::api::Outcome<bool>>;
 
 fn run(args: Args, api: Api) -> pg_sys::Datum {
     let node_id: i64 = args.get(0, "node_id");
@@ -19,8 +27,15 @@ fn run(args: Args, api: Api) -> pg_sys::Datum {
         let Some((formation, group)) = catalog::node_location(client, node_id)? else {
             return Ok(false);
         };
-        let gone = || MonitorError::new(SqlState::UNDEFINED_OBJECT, format!("node {node_id} is not registered"));
-        on_group(client, &formation, group, gone, |ctx, g| api(ctx, g, node_id))
+        let gone = || {
+            MonitorError::new(
+                SqlState::UNDEFINED_OBJECT,
+                format!("node {node_id} is not registered"),
+            )
+        };
+        on_group(client, &formation, group, gone, |ctx, g| {
+            api(ctx, g, node_id)
+        })
     });
     scalar(done)
 }

@@ -9,8 +9,16 @@ use pgaf_fsm::api::{node_active, Assignment, Report};
 use pgaf_fsm::{MonitorError, SqlState};
 use pgrx::pg_sys;
 
-v1_function!(pg_finfo_pgaf_node_active, pgaf_node_active, node_active_plain);
-v1_function!(pg_finfo_pgaf_node_active_lease, pgaf_node_active_lease, node_active_lease);
+v1_function!(
+    pg_finfo_pgaf_node_active,
+    pgaf_node_active,
+    node_active_plain
+);
+v1_function!(
+    pg_finfo_pgaf_node_active_lease,
+    pgaf_node_active_lease,
+    node_active_lease
+);
 
 fn report(args: Args, lease: bool) -> (String, Report) {
     let formation: String = args.get(0, "formation_id");
@@ -42,9 +50,14 @@ fn run(formation_id: &str, report: &Report) -> Assignment {
             ));
         }
         let missing = || {
-            MonitorError::new(SqlState::INVALID_OBJECT_DEFINITION, format!("formation \"{formation}\" does not exist"))
+            MonitorError::new(
+                SqlState::INVALID_OBJECT_DEFINITION,
+                format!("formation \"{formation}\" does not exist"),
+            )
         };
-        on_group(client, &formation, group, missing, |ctx, g| node_active(ctx, g, formation_id, report))
+        on_group(client, &formation, group, missing, |ctx, g| {
+            node_active(ctx, g, formation_id, report)
+        })
     })
 }
 

@@ -18,7 +18,11 @@ v1_function!(pg_finfo_pgaf_register_node, pgaf_register_node, register);
 fn allocate_node_id(client: &mut SpiClient<'_>, desired: i64) -> Result<i64> {
     if desired == -1 {
         let id = client
-            .update("SELECT nextval('pgautofailover.node_nodeid_seq')", Some(1), &[])
+            .update(
+                "SELECT nextval('pgautofailover.node_nodeid_seq')",
+                Some(1),
+                &[],
+            )
             .and_then(|t| t.first().get_one::<i64>())
             .map_err(internal)?;
         return id.ok_or_else(|| internal("nextval returned NULL"));
@@ -78,9 +82,13 @@ fn register(args: Args) -> pg_sys::Datum {
             replication_quorum,
             cluster: cluster.clone(),
         };
-        on_group(client, &formation_id, 0, || missing_formation(&formation_id), |ctx, g| {
-            register_node(ctx, g, &req)
-        })
+        on_group(
+            client,
+            &formation_id,
+            0,
+            || missing_formation(&formation_id),
+            |ctx, g| register_node(ctx, g, &req),
+        )
     });
     record(
         args,
@@ -96,6 +104,9 @@ fn register(args: Args) -> pg_sys::Datum {
 }
 
 fn missing_formation(f: &str) -> MonitorError {
-    MonitorError::new(SqlState::INVALID_OBJECT_DEFINITION, format!("formation \"{f}\" does not exist"))
-        .hint("Use `pg_autoctl create formation` to create the target formation first")
+    MonitorError::new(
+        SqlState::INVALID_OBJECT_DEFINITION,
+        format!("formation \"{f}\" does not exist"),
+    )
+    .hint("Use `pg_autoctl create formation` to create the target formation first")
 }

@@ -7,13 +7,33 @@ use pgaf_fsm::api::remove_node;
 use pgaf_fsm::{MonitorError, SqlState};
 use pgrx::pg_sys;
 
-v1_function!(pg_finfo_pgaf_remove_node_by_nodeid, pgaf_remove_node_by_nodeid, by_id);
-v1_function!(pg_finfo_pgaf_remove_node_by_host, pgaf_remove_node_by_host, by_host);
+v1_function!(
+    pg_finfo_pgaf_remove_node_by_nodeid,
+    pgaf_remove_node_by_nodeid,
+    by_id
+);
+v1_function!(
+    pg_finfo_pgaf_remove_node_by_host,
+    pgaf_remove_node_by_host,
+    by_host
+);
 
-fn remove(node_id: i64, formation: &str, group: i32, force: bool) -> impl FnOnce(&mut pgrx::spi::SpiClient<'_>) -> crate::operation::Result<bool> + '_ {
+fn remove(
+    node_id: i64,
+    formation: &str,
+    group: i32,
+    force: bool,
+) -> impl FnOnce(&mut pgrx::spi::SpiClient<'_>) -> crate::operation::Result<bool> + '_ {
     move |client| {
-        let gone = || MonitorError::new(SqlState::UNDEFINED_OBJECT, format!("couldn't find node with nodeid {node_id}"));
-        on_group(client, formation, group, gone, |ctx, g| remove_node(ctx, g, node_id, force))
+        let gone = || {
+            MonitorError::new(
+                SqlState::UNDEFINED_OBJECT,
+                format!("couldn't find node with nodeid {node_id}"),
+            )
+        };
+        on_group(client, formation, group, gone, |ctx, g| {
+            remove_node(ctx, g, node_id, force)
+        })
     }
 }
 

@@ -126,6 +126,10 @@ fn record(target: &Target, verdict: Verdict, why: Option<&str>) {
         }
     };
     if let Some(Err(e)) = txn::run(|| monitor::record(target, health)) {
-        pgrx::warning!("pg_auto_failover: recording the health of node {} failed: {}", target.id, e);
+        pgrx::warning!(
+            "pg_auto_failover: recording the health of node {} failed: {}",
+            target.id,
+            e
+        );
     }
 }

@@ -15,7 +15,9 @@ mod round;
 mod socket;
 mod txn;
 
-use pgrx::bgworkers::{BackgroundWorker, BackgroundWorkerBuilder, DynamicBackgroundWorker, SignalWakeFlags};
+use pgrx::bgworkers::{
+    BackgroundWorker, BackgroundWorkerBuilder, DynamicBackgroundWorker, SignalWakeFlags,
+};
 use pgrx::prelude::*;
 use std::time::Duration;
 
@@ -53,7 +55,9 @@ pub extern "C-unwind" fn pgaf_launcher_main(_arg: pg_sys::Datum) {
         if worker.take().is_some() {
             pgrx::log!("pg_auto_failover monitor worker stopped, starting it again");
         }
-        let Some(Some(oid)) = txn::run(|| database_oid(DATABASE)) else { continue };
+        let Some(Some(oid)) = txn::run(|| database_oid(DATABASE)) else {
+            continue;
+        };
         let started = BackgroundWorkerBuilder::new("pg_auto_failover monitor worker")
             .set_type("pgautofailover")
             .set_library("pgautofailover")

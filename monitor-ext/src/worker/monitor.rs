@@ -51,7 +51,13 @@ pub fn targets() -> Result<Vec<Target>> {
             let port: Option<i32> = row.get(5).map_err(internal)?;
             match (id, formation, group, host, port) {
                 (Some(id), Some(formation), Some(group), Some(host), Some(port)) => {
-                    out.push(Target { id, formation, group, host, port })
+                    out.push(Target {
+                        id,
+                        formation,
+                        group,
+                        host,
+                        port,
+                    })
                 }
                 _ => get(None)?,
             }
@@ -65,9 +71,14 @@ pub fn record(t: &Target, health: Health) -> Result<()> {
     Spi::connect_mut(|client| {
         let gone = || MonitorError::new(SqlState::UNDEFINED_OBJECT, "formation was dropped");
         on_group(client, &t.formation, t.group, gone, |ctx, g| {
-            let same = g.node(t.id).is_some_and(|n| n.host == t.host && n.port == t.port);
+            let same = g
+                .node(t.id)
+                .is_some_and(|n| n.host == t.host && n.port == t.port);
             if !same {
-                return Ok(pgaf_fsm::api::Outcome { value: false, effects: Vec::new() });
+                return Ok(pgaf_fsm::api::Outcome {
+                    value: false,
+                    effects: Vec::new(),
+                });
             }
             set_health(ctx, g, t.id, health)
         })
@@ -82,7 +93,9 @@ pub fn evaluate_all() -> Result<usize> {
         let mut changed = 0;
         for (formation, group_id) in catalog::all_groups(client)? {
             // A cheap unlocked look first: most evaluations change nothing.
-            let Some(f) = catalog::formation(client, &formation, false)? else { continue };
+            let Some(f) = catalog::formation(client, &formation, false)? else {
+                continue;
+            };
             let mut g = catalog::group(client, f, group_id)?;
             let ctx = clock::context();
             if !evaluate_group(&ctx, &mut g)?.value {
@@ -96,7 +109,10 @@ pub fn evaluate_all() -> Result<usize> {
                 } else {
                     // Changed under us: nothing to do any more (and no log
                     // lines for a decision not taken).
-                    Ok(pgaf_fsm::api::Outcome { value: false, effects: Vec::new() })
+                    Ok(pgaf_fsm::api::Outcome {
+                        value: false,
+                        effects: Vec::new(),
+                    })
                 }
             })?;
             changed += usize::from(did);

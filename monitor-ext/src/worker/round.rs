@@ -22,7 +22,12 @@ impl Round {
     pub fn new(targets: Vec<Target>, cfg: &CheckConfig, now: u64) -> Round {
         let checks = targets
             .into_iter()
-            .map(|target| NodeCheck { target, check: Check::new(cfg.clone(), now), conn: None, reported: false })
+            .map(|target| NodeCheck {
+                target,
+                check: Check::new(cfg.clone(), now),
+                conn: None,
+                reported: false,
+            })
             .collect();
         Round { checks }
     }
@@ -48,7 +53,10 @@ impl Round {
 
     /// The earliest time a check needs attention.
     pub fn next_wakeup(&self) -> Option<u64> {
-        self.checks.iter().filter_map(|c| c.check.next_wakeup()).min()
+        self.checks
+            .iter()
+            .filter_map(|c| c.check.next_wakeup())
+            .min()
     }
 
     /// Wait for socket events (at most `timeout_ms`) and feed them to the
@@ -60,7 +68,10 @@ impl Round {
             .enumerate()
             .filter_map(|(i, c)| c.conn.as_ref().map(|conn| (i, conn.fd(), conn.interest())))
             .collect();
-        let revents = socket::poll(&fds.iter().map(|&(_, fd, ev)| (fd, ev)).collect::<Vec<_>>(), timeout_ms);
+        let revents = socket::poll(
+            &fds.iter().map(|&(_, fd, ev)| (fd, ev)).collect::<Vec<_>>(),
+            timeout_ms,
+        );
         let t = now();
         for (&(i, _, _), &ev) in fds.iter().zip(revents.iter()) {
             if ev != 0 {

@@ -31,7 +31,11 @@ impl Conn {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => false,
             Err(e) => return Err(e),
         };
-        Ok(Conn { stream: socket.into(), connected, pending: Vec::new() })
+        Ok(Conn {
+            stream: socket.into(),
+            connected,
+            pending: Vec::new(),
+        })
     }
 
     /// The events to wait for.
@@ -83,7 +87,14 @@ impl Conn {
                 buf.truncate(n);
                 Ok(Some(buf))
             }
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => Ok(None),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                ) =>
+            {
+                Ok(None)
+            }
             Err(e) => Err(e),
         }
     }
@@ -93,10 +104,22 @@ impl Conn {
 /// events that occurred, in the same order. Interrupted waits return no
 /// events.
 pub fn poll(fds: &[(i32, i16)], timeout_ms: i32) -> Vec<i16> {
-    let mut pollfds: Vec<libc::pollfd> =
-        fds.iter().map(|&(fd, events)| libc::pollfd { fd, events, revents: 0 }).collect();
+    let mut pollfds: Vec<libc::pollfd> = fds
+        .iter()
+        .map(|&(fd, events)| libc::pollfd {
+            fd,
+            events,
+            revents: 0,
+        })
+        .collect();
     // SAFETY: `pollfds` is a valid array of `len` entries for the call.
-    let rc = unsafe { libc::poll(pollfds.as_mut_ptr(), pollfds.len() as libc::nfds_t, timeout_ms) };
+    let rc = unsafe {
+        libc::poll(
+            pollfds.as_mut_ptr(),
+            pollfds.len() as libc::nfds_t,
+            timeout_ms,
+        )
+    };
     if rc <= 0 {
         return vec![0; fds.len()];
     }
