@@ -49,7 +49,10 @@ fn postgres_ids() -> Option<(u32, u32)> {
             return None;
         }
         let pw = libc::getpwnam(c"postgres".as_ptr());
-        assert!(!pw.is_null(), "running as root but there is no `postgres` user to run Postgres as");
+        assert!(
+            !pw.is_null(),
+            "running as root but there is no `postgres` user to run Postgres as"
+        );
         Some(((*pw).pw_uid, (*pw).pw_gid))
     }
 }
@@ -60,7 +63,8 @@ fn command(path: &Path) -> Command {
         c.uid(uid).gid(gid);
     }
     // Keep error messages exact and logs readable.
-    c.env_remove("RUST_BACKTRACE").env_remove("RUST_LIB_BACKTRACE");
+    c.env_remove("RUST_BACKTRACE")
+        .env_remove("RUST_LIB_BACKTRACE");
     c
 }
 
@@ -74,7 +78,9 @@ pub fn require_installation() {
             bin.join(tool).display()
         );
     }
-    let out = Command::new(bin.join("pg_config")).args(["--sharedir", "--pkglibdir"]).output();
+    let out = Command::new(bin.join("pg_config"))
+        .args(["--sharedir", "--pkglibdir"])
+        .output();
     let out = out.expect("run pg_config");
     let text = String::from_utf8_lossy(&out.stdout);
     let mut lines = text.lines();
@@ -108,7 +114,10 @@ impl Cluster {
         conf.extend_from_slice(settings);
         let c = Cluster::start(&conf);
         let admin = c.connect("postgres").await;
-        admin.batch_execute("CREATE DATABASE pg_auto_failover").await.expect("create database");
+        admin
+            .batch_execute("CREATE DATABASE pg_auto_failover")
+            .await
+            .expect("create database");
         let db = c.connect("pg_auto_failover").await;
         db.batch_execute("CREATE EXTENSION pgautofailover CASCADE")
             .await
@@ -128,7 +137,17 @@ impl Cluster {
         }
         let data = dir.join("data");
         let status = command(&bin.join("initdb"))
-            .args(["-D", &data.to_string_lossy(), "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8"])
+            .args([
+                "-D",
+                &data.to_string_lossy(),
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "--no-sync",
+                "-E",
+                "UTF8",
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status()
@@ -159,7 +178,11 @@ impl Cluster {
             .stderr(log)
             .spawn()
             .expect("start postgres");
-        let mut c = Cluster { dir, port, child: Some(child) };
+        let mut c = Cluster {
+            dir,
+            port,
+            child: Some(child),
+        };
         c.wait_ready();
         c
     }
@@ -172,10 +195,17 @@ impl Cluster {
             }
             if let Some(child) = self.child.as_mut() {
                 if let Ok(Some(status)) = child.try_wait() {
-                    panic!("postgres exited with {status} during startup; see {}", self.log_path().display());
+                    panic!(
+                        "postgres exited with {status} during startup; see {}",
+                        self.log_path().display()
+                    );
                 }
             }
-            assert!(Instant::now() < deadline, "postgres did not start within 30 s; see {}", self.log_path().display());
+            assert!(
+                Instant::now() < deadline,
+                "postgres did not start within 30 s; see {}",
+                self.log_path().display()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -190,7 +220,10 @@ impl Cluster {
     }
 
     pub fn conninfo(&self, dbname: &str) -> String {
-        format!("host=127.0.0.1 port={} user=postgres dbname={dbname} connect_timeout=10", self.port)
+        format!(
+            "host=127.0.0.1 port={} user=postgres dbname={dbname} connect_timeout=10",
+            self.port
+        )
     }
 
     /// A client connected to `dbname` as `postgres` (retried for 30 s while
@@ -206,7 +239,11 @@ impl Cluster {
                     return client;
                 }
                 Err(e) if Instant::now() >= deadline => {
-                    panic!("connect to {dbname} on port {}: {e:?}; see {}", self.port, self.log_path().display())
+                    panic!(
+                        "connect to {dbname} on port {}: {e:?}; see {}",
+                        self.port,
+                        self.log_path().display()
+                    )
                 }
                 Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
             }
@@ -228,7 +265,9 @@ impl Cluster {
 
     /// Stop Postgres: fast shutdown, SIGKILL after 10 s.
     pub fn stop(&mut self) {
-        let Some(mut child) = self.child.take() else { return };
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
         if let Ok(pid) = i32::try_from(child.id()) {
             // SAFETY: signalling our own child process by its PID.
             unsafe { libc::kill(pid, libc::SIGINT) };

@@ -23,7 +23,15 @@ pub struct SimNode {
 
 /// Whether a keeper keeps Postgres running in `state`.
 pub fn pg_running_in(state: &str) -> bool {
-    !matches!(state, "draining" | "demote_timeout" | "demoted" | "prepare_maintenance" | "maintenance" | "dropped")
+    !matches!(
+        state,
+        "draining"
+            | "demote_timeout"
+            | "demoted"
+            | "prepare_maintenance"
+            | "maintenance"
+            | "dropped"
+    )
 }
 
 /// The system identifier every node of the group shares.
@@ -39,15 +47,26 @@ pub struct Sim {
 
 impl Sim {
     pub fn new(m: Monitor) -> Sim {
-        Sim { m, nodes: Vec::new(), lease: false, next_port: 6010 }
+        Sim {
+            m,
+            nodes: Vec::new(),
+            lease: false,
+            next_port: 6010,
+        }
     }
 
     pub fn node(&self, name: &str) -> &SimNode {
-        self.nodes.iter().find(|n| n.name == name).unwrap_or_else(|| panic!("no node {name}"))
+        self.nodes
+            .iter()
+            .find(|n| n.name == name)
+            .unwrap_or_else(|| panic!("no node {name}"))
     }
 
     pub fn node_mut(&mut self, name: &str) -> &mut SimNode {
-        self.nodes.iter_mut().find(|n| n.name == name).unwrap_or_else(|| panic!("no node {name}"))
+        self.nodes
+            .iter_mut()
+            .find(|n| n.name == name)
+            .unwrap_or_else(|| panic!("no node {name}"))
     }
 
     pub fn id(&self, name: &str) -> i64 {
@@ -64,7 +83,10 @@ impl Sim {
     pub async fn add(&mut self, name: &str, candidate_priority: i32) -> Registered {
         let port = self.next_port;
         self.next_port += 1;
-        let reg = self.m.register("127.0.0.1", port, name, candidate_priority).await;
+        let reg = self
+            .m
+            .register("127.0.0.1", port, name, candidate_priority)
+            .await;
         self.m.set_sysid(reg.id, SYSID).await;
         self.nodes.push(SimNode {
             id: reg.id,
@@ -107,7 +129,12 @@ impl Sim {
     pub async fn converge(&mut self, rounds: usize) -> Vec<(String, String)> {
         for _ in 0..rounds {
             let mut changed = false;
-            let names: Vec<String> = self.nodes.iter().filter(|n| !n.dead).map(|n| n.name.clone()).collect();
+            let names: Vec<String> = self
+                .nodes
+                .iter()
+                .filter(|n| !n.dead)
+                .map(|n| n.name.clone())
+                .collect();
             for name in names {
                 if self.nodes.iter().all(|n| n.name != name) {
                     continue;
@@ -171,5 +198,8 @@ impl Sim {
 
 /// Goals as `(name, goal)` pairs, for assertions.
 pub fn goals(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-    pairs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+    pairs
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect()
 }

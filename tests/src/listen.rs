@@ -17,7 +17,9 @@ pub struct Listener {
 
 impl Listener {
     pub async fn start(conninfo: &str) -> Listener {
-        let (client, mut conn) = tokio_postgres::connect(conninfo, NoTls).await.expect("connect listener");
+        let (client, mut conn) = tokio_postgres::connect(conninfo, NoTls)
+            .await
+            .expect("connect listener");
         let received: Arc<Mutex<Vec<Notification>>> = Arc::default();
         let sink = received.clone();
         tokio::spawn(async move {
@@ -28,20 +30,31 @@ impl Listener {
                 }
             }
         });
-        client.batch_execute("LISTEN state; LISTEN log;").await.expect("LISTEN");
+        client
+            .batch_execute("LISTEN state; LISTEN log;")
+            .await
+            .expect("LISTEN");
         Listener { client, received }
     }
 
     /// Take everything received so far, after a round trip that makes sure
     /// notifications committed before this call have arrived.
     pub async fn drain(&self) -> Vec<Notification> {
-        self.client.batch_execute("SELECT 1").await.expect("listener round trip");
+        self.client
+            .batch_execute("SELECT 1")
+            .await
+            .expect("listener round trip");
         tokio::time::sleep(Duration::from_millis(20)).await;
         std::mem::take(&mut *self.received.lock().expect("listener lock"))
     }
 
     /// Only the `state` payloads of [`Listener::drain`].
     pub async fn drain_state(&self) -> Vec<String> {
-        self.drain().await.into_iter().filter(|(c, _)| c == "state").map(|(_, p)| p).collect()
+        self.drain()
+            .await
+            .into_iter()
+            .filter(|(c, _)| c == "state")
+            .map(|(_, p)| p)
+            .collect()
     }
 }

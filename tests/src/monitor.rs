@@ -25,7 +25,13 @@ pub struct Report {
 
 impl Report {
     pub fn new(state: &str, lsn: &str) -> Report {
-        Report { state: state.to_string(), pg_is_running: true, tli: 1, lsn: lsn.to_string(), rep_state: String::new() }
+        Report {
+            state: state.to_string(),
+            pg_is_running: true,
+            tli: 1,
+            lsn: lsn.to_string(),
+            rep_state: String::new(),
+        }
     }
 
     pub fn stopped(mut self) -> Report {
@@ -51,7 +57,10 @@ pub struct Monitor {
 
 impl Monitor {
     pub fn new(client: Client) -> Monitor {
-        Monitor { client, formation: "default".to_string() }
+        Monitor {
+            client,
+            formation: "default".to_string(),
+        }
     }
 
     /// `register_node` as `pg_autoctl` calls it (13 arguments).
@@ -87,24 +96,36 @@ impl Monitor {
                 ],
             )
             .await?;
-        Ok(Registered { id: row.get(0), group: row.get(1), goal: row.get(2), name: row.get(3) })
+        Ok(Registered {
+            id: row.get(0),
+            group: row.get(1),
+            goal: row.get(2),
+            name: row.get(3),
+        })
     }
 
     pub async fn register(&self, host: &str, port: i32, name: &str, cp: i32) -> Registered {
-        self.try_register(host, port, name, cp, true).await.unwrap_or_else(|e| panic!("register {name}: {e:?}"))
+        self.try_register(host, port, name, cp, true)
+            .await
+            .unwrap_or_else(|e| panic!("register {name}: {e:?}"))
     }
 
     /// What `pg_autoctl` does once PGDATA exists.
     pub async fn set_sysid(&self, id: i64, sysid: i64) {
         self.client
-            .execute("SELECT pgautofailover.set_node_system_identifier($1, $2)", &[&id, &sysid])
+            .execute(
+                "SELECT pgautofailover.set_node_system_identifier($1, $2)",
+                &[&id, &sysid],
+            )
             .await
             .expect("set_node_system_identifier");
     }
 
     /// `node_active`: returns the assigned goal state.
     pub async fn try_node_active(&self, id: i64, r: &Report) -> Result<String, Error> {
-        self.node_active_fn("node_active", id, r).await.map(|row| row.get(2))
+        self.node_active_fn("node_active", id, r)
+            .await
+            .map(|row| row.get(2))
     }
 
     pub async fn node_active_fn(&self, function: &str, id: i64, r: &Report) -> Result<Row, Error> {
@@ -117,13 +138,24 @@ impl Monitor {
         self.client
             .query_one(
                 sql.as_str(),
-                &[&self.formation, &id, &0i32, &r.state, &r.pg_is_running, &r.tli, &r.lsn, &r.rep_state],
+                &[
+                    &self.formation,
+                    &id,
+                    &0i32,
+                    &r.state,
+                    &r.pg_is_running,
+                    &r.tli,
+                    &r.lsn,
+                    &r.rep_state,
+                ],
             )
             .await
     }
 
     pub async fn node_active(&self, id: i64, r: &Report) -> String {
-        self.try_node_active(id, r).await.unwrap_or_else(|e| panic!("node_active({id}, {}): {e:?}", r.state))
+        self.try_node_active(id, r)
+            .await
+            .unwrap_or_else(|e| panic!("node_active({id}, {}): {e:?}", r.state))
     }
 
     /// Set a node's health as the health-check worker would.
@@ -179,14 +211,22 @@ impl Monitor {
             .await
             .expect("events")
             .into_iter()
-            .map(|r| Event { node_id: r.get(0), reported: r.get(1), goal: r.get(2), description: r.get(3) })
+            .map(|r| Event {
+                node_id: r.get(0),
+                reported: r.get(1),
+                goal: r.get(2),
+                description: r.get(3),
+            })
             .collect()
     }
 
     /// The highest event id so far.
     pub async fn last_event_id(&self) -> i64 {
         self.client
-            .query_one("SELECT coalesce(max(eventid), 0) FROM pgautofailover.event", &[])
+            .query_one(
+                "SELECT coalesce(max(eventid), 0) FROM pgautofailover.event",
+                &[],
+            )
             .await
             .expect("max eventid")
             .get(0)
@@ -206,7 +246,10 @@ impl Monitor {
 
     pub async fn sync_standby_names(&self) -> String {
         self.client
-            .query_one("SELECT pgautofailover.synchronous_standby_names($1, 0)", &[&self.formation])
+            .query_one(
+                "SELECT pgautofailover.synchronous_standby_names($1, 0)",
+                &[&self.formation],
+            )
             .await
             .expect("synchronous_standby_names")
             .get(0)
@@ -219,7 +262,14 @@ pub fn node_ref(id: i64, name: &str, port: i32) -> String {
 }
 
 /// The `state` payload for a node, as the monitor must write it.
-pub fn state_payload(id: i64, name: &str, port: i32, reported: &str, goal: &str, health: &str) -> String {
+pub fn state_payload(
+    id: i64,
+    name: &str,
+    port: i32,
+    reported: &str,
+    goal: &str,
+    health: &str,
+) -> String {
     format!(
         "{{\"type\": \"state\", \"formation\": \"default\", \"groupId\": 0, \"nodeId\": {id}, \"name\": \"{name}\", \"host\": \"127.0.0.1\", \"port\": {port}, \"reportedState\": \"{reported}\", \"goalState\": \"{goal}\", \"health\":\"{health}\"}}"
     )

@@ -13,26 +13,52 @@ const UPSTREAM_TABLES: &str = include_str!("../fixtures/upstream-tables.txt");
 
 fn psql(cluster: &Cluster, args: &[&str]) -> String {
     let out = Command::new(pg_bin().join("psql"))
-        .args(["-X", "-h", "127.0.0.1", "-p", &cluster.port.to_string(), "-U", "postgres", "-d", "pg_auto_failover"])
+        .args([
+            "-X",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &cluster.port.to_string(),
+            "-U",
+            "postgres",
+            "-d",
+            "pg_auto_failover",
+        ])
         .args(args)
         .output()
         .expect("run psql");
-    assert!(out.status.success(), "psql {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "psql {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 #[tokio::test]
 async fn functions_match_upstream_df() {
     let cluster = Cluster::monitor(QUIET).await;
-    let ours = psql(&cluster, &["-A", "-F", " | ", "-c", "\\df pgautofailover.*"]);
+    let ours = psql(
+        &cluster,
+        &["-A", "-F", " | ", "-c", "\\df pgautofailover.*"],
+    );
     // Our one addition, the lease variant of node_active.
-    let lease: Vec<&str> = ours.lines().filter(|l| l.contains("| node_active_lease |")).collect();
+    let lease: Vec<&str> = ours
+        .lines()
+        .filter(|l| l.contains("| node_active_lease |"))
+        .collect();
     assert_eq!(lease.len(), 1, "{ours}");
     assert!(lease[0].ends_with("OUT assigned_replication_quorum boolean, OUT lease_timeout_ms integer, OUT fence_timeout_ms integer | func"));
     let ours: String = ours
         .lines()
         .filter(|l| !l.contains("| node_active_lease |"))
-        .map(|l| if l == "(34 rows)" { "(33 rows)".to_string() } else { l.to_string() })
+        .map(|l| {
+            if l == "(34 rows)" {
+                "(33 rows)".to_string()
+            } else {
+                l.to_string()
+            }
+        })
         .collect::<Vec<_>>()
         .join("\n");
     assert_eq!(ours.trim_end(), UPSTREAM_DF.trim_end());
@@ -59,14 +85,20 @@ async fn tables_match_upstream_d() {
             text.push_str(line);
             text.push('\n');
         }
-        ours.push_str(&format!("### \\d pgautofailover.{table}\n{}\n", text.trim_end()));
+        ours.push_str(&format!(
+            "### \\d pgautofailover.{table}\n{}\n",
+            text.trim_end()
+        ));
         ours.push('\n');
     }
     assert_eq!(ours.trim_end(), UPSTREAM_TABLES.trim_end());
 
     let c = cluster.connect("pg_auto_failover").await;
     let opts: Option<Vec<String>> = c
-        .query_one("SELECT reloptions::text[] FROM pg_class WHERE oid = 'pgautofailover.node'::regclass", &[])
+        .query_one(
+            "SELECT reloptions::text[] FROM pg_class WHERE oid = 'pgautofailover.node'::regclass",
+            &[],
+        )
         .await
         .expect("reloptions")
         .get(0);
@@ -82,7 +114,13 @@ async fn tables_match_upstream_d() {
         .iter()
         .map(|r| (r.get(0), r.get(1), r.get(2)))
         .collect();
-    assert_eq!(lease, vec![("nodeid".into(), "bigint".into(), true), ("lease".into(), "boolean".into(), true)]);
+    assert_eq!(
+        lease,
+        vec![
+            ("nodeid".into(), "bigint".into(), true),
+            ("lease".into(), "boolean".into(), true)
+        ]
+    );
 }
 
 #[tokio::test]
@@ -100,21 +138,56 @@ async fn flags_grants_and_gucs() {
         )
         .await
         .expect("pg_proc");
-    let flags: Vec<(String, bool, bool, bool)> = rows.iter().map(|r| (r.get(0), r.get(1), r.get(2), r.get(3))).collect();
-    let not_strict = ["get_nodes", "update_node_metadata", "update_secondary_check"];
+    let flags: Vec<(String, bool, bool, bool)> = rows
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+        .collect();
+    let not_strict = [
+        "get_nodes",
+        "update_node_metadata",
+        "update_secondary_check",
+    ];
     let definer = [
-        "create_formation", "drop_formation", "set_formation_number_sync_standbys", "enable_secondary",
-        "disable_secondary", "set_node_system_identifier", "set_group_system_identifier", "update_node_metadata",
-        "register_node", "node_active", "node_active_lease", "get_primary", "remove_node", "perform_failover",
-        "perform_promotion", "start_maintenance", "stop_maintenance", "set_node_candidate_priority",
+        "create_formation",
+        "drop_formation",
+        "set_formation_number_sync_standbys",
+        "enable_secondary",
+        "disable_secondary",
+        "set_node_system_identifier",
+        "set_group_system_identifier",
+        "update_node_metadata",
+        "register_node",
+        "node_active",
+        "node_active_lease",
+        "get_primary",
+        "remove_node",
+        "perform_failover",
+        "perform_promotion",
+        "start_maintenance",
+        "stop_maintenance",
+        "set_node_candidate_priority",
         "set_node_replication_quorum",
     ];
-    let ungranted = ["formation_uri", "enable_secondary", "disable_secondary", "formation_settings", "update_secondary_check"];
+    let ungranted = [
+        "formation_uri",
+        "enable_secondary",
+        "disable_secondary",
+        "formation_settings",
+        "update_secondary_check",
+    ];
     for (sig, strict, secdef, granted) in &flags {
         let name = sig.split('(').next().unwrap_or_default();
         assert_eq!(*strict, !not_strict.contains(&name), "STRICT of {sig}");
-        assert_eq!(*secdef, definer.contains(&name), "SECURITY DEFINER of {sig}");
-        assert_eq!(*granted, !ungranted.contains(&name), "GRANT EXECUTE of {sig} to autoctl_node");
+        assert_eq!(
+            *secdef,
+            definer.contains(&name),
+            "SECURITY DEFINER of {sig}"
+        );
+        assert_eq!(
+            *granted,
+            !ungranted.contains(&name),
+            "GRANT EXECUTE of {sig} to autoctl_node"
+        );
     }
     assert_eq!(flags.len(), 34);
     let tables: bool = c
@@ -138,7 +211,14 @@ async fn flags_grants_and_gucs() {
         .iter()
         .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
         .collect();
-    let g = |n: &str, s: &str, u: Option<&str>| (format!("pgautofailover.{n}"), s.to_string(), u.map(str::to_string), "sighup".to_string());
+    let g = |n: &str, s: &str, u: Option<&str>| {
+        (
+            format!("pgautofailover.{n}"),
+            s.to_string(),
+            u.map(str::to_string),
+            "sighup".to_string(),
+        )
+    };
     assert_eq!(
         gucs,
         vec![
@@ -178,10 +258,18 @@ async fn versions_and_upgrades() {
         )
         .await
         .expect("pg_available_extensions");
-    assert_eq!((row.get::<_, String>(0), row.get::<_, String>(1)), ("2.0".to_string(), "2.0".to_string()));
-    c.batch_execute("ALTER EXTENSION pgautofailover UPDATE TO '2.2'").await.expect("update to 2.2");
+    assert_eq!(
+        (row.get::<_, String>(0), row.get::<_, String>(1)),
+        ("2.0".to_string(), "2.0".to_string())
+    );
+    c.batch_execute("ALTER EXTENSION pgautofailover UPDATE TO '2.2'")
+        .await
+        .expect("update to 2.2");
     let v: String = c
-        .query_one("SELECT installed_version FROM pg_available_extensions WHERE name = 'pgautofailover'", &[])
+        .query_one(
+            "SELECT installed_version FROM pg_available_extensions WHERE name = 'pgautofailover'",
+            &[],
+        )
         .await
         .expect("installed_version")
         .get(0);
@@ -191,12 +279,29 @@ async fn versions_and_upgrades() {
     assert_eq!(a.goal, "single");
 
     // An installed version this library does not serve is refused.
-    m.client.batch_execute("UPDATE pg_extension SET extversion = '1.6' WHERE extname = 'pgautofailover'").await.expect("fake 1.6");
-    let err = m.try_node_active(a.id, &Report::new("single", "0/1")).await.expect_err("version check");
+    m.client
+        .batch_execute(
+            "UPDATE pg_extension SET extversion = '1.6' WHERE extname = 'pgautofailover'",
+        )
+        .await
+        .expect("fake 1.6");
+    let err = m
+        .try_node_active(a.id, &Report::new("single", "0/1"))
+        .await
+        .expect_err("version check");
     let db = err.as_db_error().expect("db error");
-    assert_eq!(db.message(), "loaded \"pgautofailover\" library version differs from installed extension version");
-    assert_eq!(db.detail(), Some("Loaded library requires 2.2, but the installed extension version is 1.6."));
-    assert_eq!(db.hint(), Some("Run ALTER EXTENSION pgautofailover UPDATE and try again."));
+    assert_eq!(
+        db.message(),
+        "loaded \"pgautofailover\" library version differs from installed extension version"
+    );
+    assert_eq!(
+        db.detail(),
+        Some("Loaded library requires 2.2, but the installed extension version is 1.6.")
+    );
+    assert_eq!(
+        db.hint(),
+        Some("Run ALTER EXTENSION pgautofailover UPDATE and try again.")
+    );
 }
 
 #[tokio::test]
@@ -204,7 +309,10 @@ async fn loading_outside_shared_preload_libraries_is_refused() {
     pgaf_tests::cluster::require_installation();
     let cluster = Cluster::start(&[]);
     let c = cluster.connect("postgres").await;
-    let err = c.batch_execute("LOAD 'pgautofailover'").await.expect_err("LOAD");
+    let err = c
+        .batch_execute("LOAD 'pgautofailover'")
+        .await
+        .expect_err("LOAD");
     assert_eq!(
         err.as_db_error().map(|e| e.message()),
         Some("pgautofailover can only be loaded via shared_preload_libraries")
@@ -217,22 +325,40 @@ async fn argument_errors_are_clear() {
     let m = Monitor::new(cluster.connect("pg_auto_failover").await);
     let err = m
         .client
-        .execute("SELECT pgautofailover.update_node_metadata(NULL, 'x', NULL, NULL)", &[])
+        .execute(
+            "SELECT pgautofailover.update_node_metadata(NULL, 'x', NULL, NULL)",
+            &[],
+        )
         .await
         .expect_err("NULL node id");
-    assert_eq!(err.as_db_error().map(|e| e.message()), Some("udpate_node_metadata requires a non-null nodeid"));
+    assert_eq!(
+        err.as_db_error().map(|e| e.message()),
+        Some("udpate_node_metadata requires a non-null nodeid")
+    );
     let err = m
         .client
-        .execute("SELECT pgautofailover.update_node_metadata(42, 'x', NULL, NULL)", &[])
+        .execute(
+            "SELECT pgautofailover.update_node_metadata(42, 'x', NULL, NULL)",
+            &[],
+        )
         .await
         .expect_err("unknown node");
     assert_eq!(err.code().map(|c| c.code()), Some("42704"));
-    let err = m.try_node_active(42, &Report::new("single", "0/1")).await.expect_err("unknown node");
-    assert_eq!(err.as_db_error().map(|e| e.message()), Some("couldn't find node with nodeid 42"));
+    let err = m
+        .try_node_active(42, &Report::new("single", "0/1"))
+        .await
+        .expect_err("unknown node");
+    assert_eq!(
+        err.as_db_error().map(|e| e.message()),
+        Some("couldn't find node with nodeid 42")
+    );
     // STRICT: a NULL argument yields NULL without running anything.
     let row = m
         .client
-        .query_one("SELECT (pgautofailover.node_active('default', NULL, 0)).assigned_node_id", &[])
+        .query_one(
+            "SELECT (pgautofailover.node_active('default', NULL, 0)).assigned_node_id",
+            &[],
+        )
         .await
         .expect("strict");
     assert_eq!(row.get::<_, Option<i64>>(0), None);
@@ -248,15 +374,27 @@ async fn argument_errors_are_clear() {
     let a = m.register("127.0.0.1", 6010, "a", 50).await;
     let mut bad = Report::new("single", "0/1");
     bad.rep_state = "bogus".to_string();
-    let err = m.try_node_active(a.id, &bad).await.expect_err("bad sync state");
-    assert_eq!(err.as_db_error().map(|e| e.message()), Some("unknown pg_stat_replication.sync_state \"bogus\""));
+    let err = m
+        .try_node_active(a.id, &bad)
+        .await
+        .expect_err("bad sync state");
+    assert_eq!(
+        err.as_db_error().map(|e| e.message()),
+        Some("unknown pg_stat_replication.sync_state \"bogus\"")
+    );
     let err = m
         .client
-        .execute("SELECT pgautofailover.register_node('nope', 'h', 1, 'postgres')", &[])
+        .execute(
+            "SELECT pgautofailover.register_node('nope', 'h', 1, 'postgres')",
+            &[],
+        )
         .await
         .expect_err("unknown formation");
     let db = err.as_db_error().expect("db error");
-    assert_eq!((db.code().code(), db.message()), ("42P17", "formation \"nope\" does not exist"));
+    assert_eq!(
+        (db.code().code(), db.message()),
+        ("42P17", "formation \"nope\" does not exist")
+    );
 }
 
 /// spec/monitor.md §16 items 8–11: our deliberate departures.
@@ -285,7 +423,10 @@ async fn departures_from_upstream() {
     assert_eq!(row.get::<_, i64>(0), 10);
     let next = m.register("127.0.0.1", 6011, "b", 50).await;
     assert_eq!(next.id, 11, "upstream gave 12");
-    let err = c.query_one("SELECT pgautofailover.disable_secondary('default')", &[]).await.expect_err("trigger");
+    let err = c
+        .query_one("SELECT pgautofailover.disable_secondary('default')", &[])
+        .await
+        .expect_err("trigger");
     let db = err.as_db_error().expect("db error");
     assert_eq!(
         (db.code().code(), db.message(), db.detail(), db.hint()),
@@ -300,16 +441,30 @@ async fn departures_from_upstream() {
     // Item 10: the group's system identifier is set on nodes that have none
     // (register stores NULL; upstream only matched 0).
     let rows = c
-        .query("SELECT node_id FROM pgautofailover.set_group_system_identifier(0, 42) ORDER BY 1", &[])
+        .query(
+            "SELECT node_id FROM pgautofailover.set_group_system_identifier(0, 42) ORDER BY 1",
+            &[],
+        )
         .await
         .expect("set_group_system_identifier");
-    assert_eq!(rows.iter().map(|r| r.get::<_, i64>(0)).collect::<Vec<_>>(), vec![10, 11]);
+    assert_eq!(
+        rows.iter().map(|r| r.get::<_, i64>(0)).collect::<Vec<_>>(),
+        vec![10, 11]
+    );
 
     // Item 8: formation_uri lists hosts by node id, whatever the physical
     // order (an update moves node 10 after node 11 in the heap).
-    c.execute("UPDATE pgautofailover.node SET nodeport = 6012 WHERE nodeid = 10", &[]).await.expect("update");
+    c.execute(
+        "UPDATE pgautofailover.node SET nodeport = 6012 WHERE nodeid = 10",
+        &[],
+    )
+    .await
+    .expect("update");
     let uri: String = c
-        .query_one("SELECT pgautofailover.formation_uri('default', 'default', 'require', '/ca.pem', '')", &[])
+        .query_one(
+            "SELECT pgautofailover.formation_uri('default', 'default', 'require', '/ca.pem', '')",
+            &[],
+        )
         .await
         .expect("formation_uri")
         .get(0);
@@ -318,7 +473,10 @@ async fn departures_from_upstream() {
         "postgres://127.0.0.1:6012,127.0.0.1:6011/postgres?target_session_attrs=read-write&sslmode=require&sslrootcert=/ca.pem"
     );
     let none: Option<String> = c
-        .query_one("SELECT pgautofailover.formation_uri('default', 'replicas')", &[])
+        .query_one(
+            "SELECT pgautofailover.formation_uri('default', 'replicas')",
+            &[],
+        )
         .await
         .expect("formation_uri none")
         .get(0);

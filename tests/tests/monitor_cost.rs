@@ -48,6 +48,12 @@ async fn node_active_median_cost() {
         ping.as_micros(),
         call.saturating_sub(ping).as_micros()
     );
-    assert!(call < Duration::from_millis(20), "node_active takes {call:?}");
-    assert_eq!(s.goals().await, pgaf_tests::keeper::goals(&[("a", "primary"), ("b", "secondary")]));
+    assert!(
+        call < Duration::from_millis(20),
+        "node_active takes {call:?}"
+    );
+    assert_eq!(
+        s.goals().await,
+        pgaf_tests::keeper::goals(&[("a", "primary"), ("b", "secondary")])
+    );
 }

@@ -26,7 +26,10 @@ fn descriptions(events: &[pgaf_tests::monitor::Event]) -> Vec<String> {
 async fn primary_failure_with_two_nodes() {
     let (cluster, mut s) = sim(&[("pgautofailover.primary_demote_timeout", "300")]).await;
     s.bring_up(&[("a", 50), ("b", 50)]).await;
-    assert_eq!(s.goals().await, goals(&[("a", "primary"), ("b", "secondary")]));
+    assert_eq!(
+        s.goals().await,
+        goals(&[("a", "primary"), ("b", "secondary")])
+    );
     let listener = Listener::start(&cluster.conninfo("pg_auto_failover")).await;
     let mark = s.m.last_event_id().await;
 
@@ -57,7 +60,10 @@ async fn primary_failure_with_two_nodes() {
     s.revive("a").await;
     s.node_mut("a").reported = "demoted".to_string();
     assert_eq!(s.report("a").await, "catchingup");
-    assert_eq!(s.converge(10).await, goals(&[("a", "secondary"), ("b", "primary")]));
+    assert_eq!(
+        s.converge(10).await,
+        goals(&[("a", "secondary"), ("b", "primary")])
+    );
     let texts = descriptions(&s.m.events_after(mark).await);
     assert!(texts.contains(&format!(
         "Setting goal state of {a} to catchingup after it converged to demotion and {b} converged to wait_primary."
@@ -71,8 +77,15 @@ async fn primary_failure_with_two_nodes() {
 async fn primary_failure_with_three_nodes_elects_by_priority_then_lsn() {
     let (_cluster, mut s) = sim(&[("pgautofailover.primary_demote_timeout", "300")]).await;
     s.bring_up(&[("a", 50), ("b", 90), ("c", 50)]).await;
-    assert_eq!(s.goals().await, goals(&[("a", "primary"), ("b", "secondary"), ("c", "secondary")]));
-    assert_eq!(s.m.number_sync_standbys().await, 1, "raised when the third node joined");
+    assert_eq!(
+        s.goals().await,
+        goals(&[("a", "primary"), ("b", "secondary"), ("c", "secondary")])
+    );
+    assert_eq!(
+        s.m.number_sync_standbys().await,
+        1,
+        "raised when the third node joined"
+    );
     let mark = s.m.last_event_id().await;
 
     s.kill("a").await;
@@ -95,7 +108,10 @@ async fn primary_failure_with_three_nodes_elects_by_priority_then_lsn() {
     assert_eq!(s.report("c").await, "join_secondary");
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert_eq!(s.report("b").await, "wait_primary");
-    assert_eq!(s.converge(10).await, goals(&[("a", "demoted"), ("b", "primary"), ("c", "secondary")]));
+    assert_eq!(
+        s.converge(10).await,
+        goals(&[("a", "demoted"), ("b", "primary"), ("c", "secondary")])
+    );
 
     let (a, b, c) = (s.r("a"), s.r("b"), s.r("c"));
     let texts = descriptions(&s.m.events_after(mark).await);
@@ -119,18 +135,33 @@ async fn perform_failover_with_two_nodes() {
     let (cluster, mut s) = sim(&[]).await;
     s.bring_up(&[("a", 50), ("b", 50)]).await;
     let listener = Listener::start(&cluster.conninfo("pg_auto_failover")).await;
-    s.m.client.execute("SELECT pgautofailover.perform_failover()", &[]).await.expect("perform_failover");
+    s.m.client
+        .execute("SELECT pgautofailover.perform_failover()", &[])
+        .await
+        .expect("perform_failover");
     let (a, b) = (s.r("a"), s.r("b"));
     let d = format!("Setting goal state of {a} to draining and {b} to prepare_promotion after a user-initiated failover.");
     let notes = listener.drain().await;
     assert_eq!(notes[0], ("log".to_string(), d));
-    assert_eq!(notes[1].1, state_payload(1, "a", 6010, "primary", "draining", "unknown"));
-    assert_eq!(notes[2].1, state_payload(2, "b", 6011, "secondary", "prepare_promotion", "unknown"));
+    assert_eq!(
+        notes[1].1,
+        state_payload(1, "a", 6010, "primary", "draining", "unknown")
+    );
+    assert_eq!(
+        notes[2].1,
+        state_payload(2, "b", 6011, "secondary", "prepare_promotion", "unknown")
+    );
     // The keepers carry it out: a drains, confirms demote_timeout, b takes over.
-    assert_eq!(s.converge(20).await, goals(&[("a", "secondary"), ("b", "primary")]));
+    assert_eq!(
+        s.converge(20).await,
+        goals(&[("a", "secondary"), ("b", "primary")])
+    );
 
     // With one node left in a stable state, a failover is refused.
-    let err = s.m.client.execute("SELECT pgautofailover.perform_failover('default', 1)", &[]).await;
+    let err =
+        s.m.client
+            .execute("SELECT pgautofailover.perform_failover('default', 1)", &[])
+            .await;
     let err = err.expect_err("no group 1");
     assert_eq!(err.code().map(|c| c.code()), Some("55000"));
 }
@@ -140,36 +171,64 @@ async fn perform_promotion_with_three_nodes() {
     let (_cluster, mut s) = sim(&[]).await;
     s.bring_up(&[("a", 50), ("b", 50), ("c", 50)]).await;
     // Promoting the primary is a no-op with a notice.
-    let promoted: bool = s
-        .m
-        .client
-        .query_one("SELECT pgautofailover.perform_promotion('default', 'a')", &[])
-        .await
-        .expect("perform_promotion a")
-        .get(0);
+    let promoted: bool =
+        s.m.client
+            .query_one(
+                "SELECT pgautofailover.perform_promotion('default', 'a')",
+                &[],
+            )
+            .await
+            .expect("perform_promotion a")
+            .get(0);
     assert!(!promoted);
 
-    let promoted: bool = s
-        .m
-        .client
-        .query_one("SELECT pgautofailover.perform_promotion('default', 'c')", &[])
-        .await
-        .expect("perform_promotion c")
-        .get(0);
+    let promoted: bool =
+        s.m.client
+            .query_one(
+                "SELECT pgautofailover.perform_promotion('default', 'c')",
+                &[],
+            )
+            .await
+            .expect("perform_promotion c")
+            .get(0);
     assert!(promoted);
     let c = s.r("c");
     let texts = descriptions(&s.m.events_after(0).await);
-    assert!(texts.contains(&format!("Updating candidate priority to 151 for {c}")), "{texts:#?}");
-    assert_eq!(s.converge(30).await, goals(&[("a", "secondary"), ("b", "secondary"), ("c", "primary")]));
+    assert!(
+        texts.contains(&format!("Updating candidate priority to 151 for {c}")),
+        "{texts:#?}"
+    );
+    assert_eq!(
+        s.converge(30).await,
+        goals(&[("a", "secondary"), ("b", "secondary"), ("c", "primary")])
+    );
     let texts = descriptions(&s.m.events_after(0).await);
-    assert!(texts.contains(&format!("Updating candidate priority back to 50 for {c}")), "{texts:#?}");
+    assert!(
+        texts.contains(&format!("Updating candidate priority back to 50 for {c}")),
+        "{texts:#?}"
+    );
     // Every priority is back to what the operator set.
-    let rows = s.m.client.query("SELECT candidatepriority FROM pgautofailover.node ORDER BY nodeid", &[]).await;
+    let rows =
+        s.m.client
+            .query(
+                "SELECT candidatepriority FROM pgautofailover.node ORDER BY nodeid",
+                &[],
+            )
+            .await;
     let prios: Vec<i32> = rows.expect("priorities").iter().map(|r| r.get(0)).collect();
     assert_eq!(prios, vec![50, 50, 50]);
 
-    let err = s.m.client.execute("SELECT pgautofailover.perform_promotion('default', 'zz')", &[]).await;
+    let err =
+        s.m.client
+            .execute(
+                "SELECT pgautofailover.perform_promotion('default', 'zz')",
+                &[],
+            )
+            .await;
     let err = err.expect_err("unknown node");
     assert_eq!(err.code().map(|c| c.code()), Some("42704"));
-    assert_eq!(err.as_db_error().map(|e| e.message()), Some("node \"zz\" is not registered in formation \"default\""));
+    assert_eq!(
+        err.as_db_error().map(|e| e.message()),
+        Some("node \"zz\" is not registered in formation \"default\"")
+    );
 }

@@ -26,7 +26,10 @@ async fn node_cluster() -> Cluster {
 
 async fn health(m: &Monitor, id: i64) -> i32 {
     m.client
-        .query_one("SELECT health FROM pgautofailover.node WHERE nodeid = $1", &[&id])
+        .query_one(
+            "SELECT health FROM pgautofailover.node WHERE nodeid = $1",
+            &[&id],
+        )
         .await
         .expect("health")
         .get(0)
@@ -41,27 +44,53 @@ async fn health_checks_at_default_settings() {
     let port = i32::from(node.port);
     let reg = m.register("127.0.0.1", port, "n1", 50).await;
 
-    wait::until("health good", Duration::from_secs(15), Duration::from_millis(50), || async {
-        (health(&m, reg.id).await == 1).then_some(())
-    })
+    wait::until(
+        "health good",
+        Duration::from_secs(15),
+        Duration::from_millis(50),
+        || async { (health(&m, reg.id).await == 1).then_some(()) },
+    )
     .await;
-    let healthy = format!("Node {} is marked as healthy by the monitor", node_ref(reg.id, "n1", port));
+    let healthy = format!(
+        "Node {} is marked as healthy by the monitor",
+        node_ref(reg.id, "n1", port)
+    );
     let notes = listener.drain().await;
-    assert!(notes.contains(&("log".to_string(), healthy.clone())), "{notes:#?}");
+    assert!(
+        notes.contains(&("log".to_string(), healthy.clone())),
+        "{notes:#?}"
+    );
 
     node.kill();
     let killed = Instant::now();
-    wait::until("health bad", Duration::from_secs(40), Duration::from_millis(20), || async {
-        (health(&m, reg.id).await == 0).then_some(())
-    })
+    wait::until(
+        "health bad",
+        Duration::from_secs(40),
+        Duration::from_millis(20),
+        || async { (health(&m, reg.id).await == 0).then_some(()) },
+    )
     .await;
     let elapsed = killed.elapsed();
-    println!("MEASURE health bad after kill: {:.2} s (defaults)", elapsed.as_secs_f64());
+    println!(
+        "MEASURE health bad after kill: {:.2} s (defaults)",
+        elapsed.as_secs_f64()
+    );
     // Refused connections: 3 attempts 2 s apart, in a round every 5 s.
     assert!(elapsed <= Duration::from_secs(12), "{elapsed:?}");
-    let unhealthy = format!("Node {} is marked as unhealthy by the monitor", node_ref(reg.id, "n1", port));
-    let events: Vec<String> = m.events_after(0).await.into_iter().map(|e| e.description).collect();
-    assert!(events.contains(&healthy) && events.contains(&unhealthy), "{events:#?}");
+    let unhealthy = format!(
+        "Node {} is marked as unhealthy by the monitor",
+        node_ref(reg.id, "n1", port)
+    );
+    let events: Vec<String> = m
+        .events_after(0)
+        .await
+        .into_iter()
+        .map(|e| e.description)
+        .collect();
+    assert!(
+        events.contains(&healthy) && events.contains(&unhealthy),
+        "{events:#?}"
+    );
 }
 
 #[tokio::test]
@@ -78,20 +107,35 @@ async fn a_black_holed_node_does_not_delay_the_others() {
     let hole_port = i32::from(hole.local_addr().expect("addr").port());
     let m = Monitor::new(monitor.connect("pg_auto_failover").await);
     let dead = m.register("127.0.0.1", hole_port, "hole", 50).await;
-    let live = m.register("127.0.0.1", i32::from(node.port), "live", 50).await;
+    let live = m
+        .register("127.0.0.1", i32::from(node.port), "live", 50)
+        .await;
 
     let start = Instant::now();
-    wait::until("live node good", Duration::from_secs(5), Duration::from_millis(20), || async {
-        (health(&m, live.id).await == 1).then_some(())
-    })
+    wait::until(
+        "live node good",
+        Duration::from_secs(5),
+        Duration::from_millis(20),
+        || async { (health(&m, live.id).await == 1).then_some(()) },
+    )
     .await;
     let good_after = start.elapsed();
-    assert_eq!(health(&m, dead.id).await, -1, "the hole is still being checked");
-    wait::until("hole bad", Duration::from_secs(10), Duration::from_millis(50), || async {
-        (health(&m, dead.id).await == 0).then_some(())
-    })
+    assert_eq!(
+        health(&m, dead.id).await,
+        -1,
+        "the hole is still being checked"
+    );
+    wait::until(
+        "hole bad",
+        Duration::from_secs(10),
+        Duration::from_millis(50),
+        || async { (health(&m, dead.id).await == 0).then_some(()) },
+    )
     .await;
-    println!("MEASURE live node good after {:.2} s while the hole was pending", good_after.as_secs_f64());
+    println!(
+        "MEASURE live node good after {:.2} s while the hole was pending",
+        good_after.as_secs_f64()
+    );
     drop(hole);
 }
 
@@ -105,10 +149,16 @@ async fn an_expired_lease_is_acted_on_without_a_heartbeat() {
     let mut s = Sim::new(Monitor::new(monitor.connect("pg_auto_failover").await));
     s.lease = true;
     s.bring_up(&[("a", 50), ("b", 50)]).await;
-    assert_eq!(s.goals().await, goals(&[("a", "primary"), ("b", "secondary")]));
-    let row = s
-        .m
-        .node_active_fn("node_active_lease", s.id("a"), &pgaf_tests::monitor::Report::new("primary", "0/3000148"))
+    assert_eq!(
+        s.goals().await,
+        goals(&[("a", "primary"), ("b", "secondary")])
+    );
+    let row =
+        s.m.node_active_fn(
+            "node_active_lease",
+            s.id("a"),
+            &pgaf_tests::monitor::Report::new("primary", "0/3000148"),
+        )
         .await
         .expect("node_active_lease");
     assert_eq!(row.get::<_, String>(2), "primary");
@@ -121,7 +171,10 @@ async fn an_expired_lease_is_acted_on_without_a_heartbeat() {
         )
         .await
         .expect("lease columns");
-    assert_eq!((lease_row.get::<_, i32>(0), lease_row.get::<_, i32>(1)), (2000, 2000));
+    assert_eq!(
+        (lease_row.get::<_, i32>(0), lease_row.get::<_, i32>(1)),
+        (2000, 2000)
+    );
 
     // a's keeper dies right after this report; b reports 1.5 s later and
     // then stays silent: only the monitor's timer can notice a's lease ran
@@ -132,11 +185,17 @@ async fn an_expired_lease_is_acted_on_without_a_heartbeat() {
     assert_eq!(s.report("b").await, "secondary");
     let b = s.id("b");
     let m = &s.m;
-    wait::until("b promoted by the timer", Duration::from_millis(1900), Duration::from_millis(20), || async {
-        (m.goal(b).await == "prepare_promotion").then_some(())
-    })
+    wait::until(
+        "b promoted by the timer",
+        Duration::from_millis(1900),
+        Duration::from_millis(20),
+        || async { (m.goal(b).await == "prepare_promotion").then_some(()) },
+    )
     .await;
-    println!("MEASURE lease expiry acted on after {:.2} s without a heartbeat", t0.elapsed().as_secs_f64());
+    println!(
+        "MEASURE lease expiry acted on after {:.2} s without a heartbeat",
+        t0.elapsed().as_secs_f64()
+    );
     assert_eq!(s.m.goal(s.id("a")).await, "draining");
 
     // b's keeper carries on; a's fencing is presumed after fence_timeout,
@@ -151,7 +210,10 @@ async fn an_expired_lease_is_acted_on_without_a_heartbeat() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert!(last == "wait_primary" || last == "primary", "b is {last}");
-    println!("MEASURE new primary writable {:.2} s after the election", promoted.elapsed().as_secs_f64());
+    println!(
+        "MEASURE new primary writable {:.2} s after the election",
+        promoted.elapsed().as_secs_f64()
+    );
     assert!(promoted.elapsed() < Duration::from_secs(5));
     assert_eq!(s.m.goal(s.id("a")).await, "demoted");
 }

@@ -20,7 +20,10 @@ async fn single_standby_life_cycle() {
 
     // Registration of the first node.
     let a = m.register("127.0.0.1", a_port, "nodeA", 50).await;
-    assert_eq!((a.id, a.group, a.goal.as_str(), a.name.as_str()), (1, 0, "single", "nodeA"));
+    assert_eq!(
+        (a.id, a.group, a.goal.as_str(), a.name.as_str()),
+        (1, 0, "single", "nodeA")
+    );
     let single = format!("Setting goal state of {a_ref} to single as there is no other node.");
     assert_eq!(
         listener.drain().await,
@@ -36,22 +39,54 @@ async fn single_standby_life_cycle() {
         ]
     );
     m.set_sysid(a.id, 7_000_000_000_000_000_001).await;
-    assert_eq!(m.node_active(a.id, &Report::new("single", lsn)).await, "single");
+    assert_eq!(
+        m.node_active(a.id, &Report::new("single", lsn)).await,
+        "single"
+    );
 
     // The standby registers and waits for the primary.
     let b = m.register("127.0.0.1", b_port, "nodeB", 50).await;
     assert_eq!((b.id, b.goal.as_str()), (2, "wait_standby"));
-    assert_eq!(m.node_active(b.id, &Report::new("wait_standby", "0/0")).await, "wait_standby");
-    assert_eq!(m.node_active(a.id, &Report::new("single", lsn)).await, "wait_primary");
-    assert_eq!(m.node_active(a.id, &Report::new("wait_primary", lsn)).await, "wait_primary");
-    assert_eq!(m.node_active(b.id, &Report::new("wait_standby", "0/0")).await, "catchingup");
+    assert_eq!(
+        m.node_active(b.id, &Report::new("wait_standby", "0/0"))
+            .await,
+        "wait_standby"
+    );
+    assert_eq!(
+        m.node_active(a.id, &Report::new("single", lsn)).await,
+        "wait_primary"
+    );
+    assert_eq!(
+        m.node_active(a.id, &Report::new("wait_primary", lsn)).await,
+        "wait_primary"
+    );
+    assert_eq!(
+        m.node_active(b.id, &Report::new("wait_standby", "0/0"))
+            .await,
+        "catchingup"
+    );
     // pg_basebackup done: the standby has the primary's system identifier.
     m.set_sysid(b.id, 7_000_000_000_000_000_001).await;
-    assert_eq!(m.node_active(b.id, &Report::new("catchingup", lsn)).await, "secondary");
-    assert_eq!(m.node_active(b.id, &Report::new("secondary", lsn)).await, "secondary");
-    assert_eq!(m.node_active(a.id, &Report::new("wait_primary", lsn)).await, "primary");
-    assert_eq!(m.node_active(a.id, &Report::new("primary", lsn)).await, "primary");
-    assert_eq!(m.sync_standby_names().await, "ANY 1 (pgautofailover_standby_2)");
+    assert_eq!(
+        m.node_active(b.id, &Report::new("catchingup", lsn)).await,
+        "secondary"
+    );
+    assert_eq!(
+        m.node_active(b.id, &Report::new("secondary", lsn)).await,
+        "secondary"
+    );
+    assert_eq!(
+        m.node_active(a.id, &Report::new("wait_primary", lsn)).await,
+        "primary"
+    );
+    assert_eq!(
+        m.node_active(a.id, &Report::new("primary", lsn)).await,
+        "primary"
+    );
+    assert_eq!(
+        m.sync_standby_names().await,
+        "ANY 1 (pgautofailover_standby_2)"
+    );
 
     let events: Vec<(i64, String, String, String)> = m
         .events_after(0)
@@ -91,7 +126,11 @@ async fn single_standby_life_cycle() {
     let expected_states: Vec<String> = expected[1..]
         .iter()
         .map(|(id, r, g, _)| {
-            let (name, port) = if *id == 1 { ("nodeA", a_port) } else { ("nodeB", b_port) };
+            let (name, port) = if *id == 1 {
+                ("nodeA", a_port)
+            } else {
+                ("nodeB", b_port)
+            };
             state_payload(*id, name, port, r, g, "unknown")
         })
         .collect();
@@ -107,13 +146,25 @@ async fn single_standby_life_cycle() {
         )
         .await
         .expect("current_state");
-    let got: Vec<(String, String, String, String)> =
-        rows.iter().map(|r| (r.get(0), r.get(1), r.get(2), r.get(3))).collect();
+    let got: Vec<(String, String, String, String)> = rows
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+        .collect();
     assert_eq!(
         got,
         vec![
-            ("nodeA".into(), "primary".into(), "primary".into(), lsn.into()),
-            ("nodeB".into(), "secondary".into(), "secondary".into(), lsn.into()),
+            (
+                "nodeA".into(),
+                "primary".into(),
+                "primary".into(),
+                lsn.into()
+            ),
+            (
+                "nodeB".into(),
+                "secondary".into(),
+                "secondary".into(),
+                lsn.into()
+            ),
         ]
     );
 }
