@@ -1,5 +1,7 @@
 //! `LISTEN state; LISTEN log;` on a dedicated connection, with the
-//! notifications collected in arrival order.
+//! notifications collected in arrival order. NOTICE and WARNING messages
+//! sent to this connection are collected too, as channel `notice` with
+//! payload `<SEVERITY> <SQLSTATE>: <message>`.
 
 use futures_util::future::poll_fn;
 use std::sync::{Arc, Mutex};
@@ -11,7 +13,8 @@ pub type Notification = (String, String);
 
 /// A listening connection.
 pub struct Listener {
-    client: Client,
+    /// The listening connection; what it runs sends its notices here.
+    pub client: Client,
     received: Arc<Mutex<Vec<Notification>>>,
 }
 
@@ -24,10 +27,17 @@ impl Listener {
         let sink = received.clone();
         tokio::spawn(async move {
             while let Some(Ok(msg)) = poll_fn(|cx| conn.poll_message(cx)).await {
-                if let AsyncMessage::Notification(n) = msg {
-                    let mut v = sink.lock().expect("listener lock");
-                    v.push((n.channel().to_string(), n.payload().to_string()));
-                }
+                let item = match msg {
+                    AsyncMessage::Notification(n) => {
+                        (n.channel().to_string(), n.payload().to_string())
+                    }
+                    AsyncMessage::Notice(e) => (
+                        "notice".to_string(),
+                        format!("{} {}: {}", e.severity(), e.code().code(), e.message()),
+                    ),
+                    _ => continue,
+                };
+                sink.lock().expect("listener lock").push(item);
             }
         });
         client

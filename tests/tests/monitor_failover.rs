@@ -168,19 +168,27 @@ async fn perform_failover_with_two_nodes() {
 
 #[tokio::test]
 async fn perform_promotion_with_three_nodes() {
-    let (_cluster, mut s) = sim(&[]).await;
+    let (cluster, mut s) = sim(&[]).await;
     s.bring_up(&[("a", 50), ("b", 50), ("c", 50)]).await;
     // Promoting the primary is a no-op with a notice.
-    let promoted: bool =
-        s.m.client
-            .query_one(
-                "SELECT pgautofailover.perform_promotion('default', 'a')",
-                &[],
-            )
-            .await
-            .expect("perform_promotion a")
-            .get(0);
+    let listener = Listener::start(&cluster.conninfo("pg_auto_failover")).await;
+    let promoted: bool = listener
+        .client
+        .query_one(
+            "SELECT pgautofailover.perform_promotion('default', 'a')",
+            &[],
+        )
+        .await
+        .expect("perform_promotion a")
+        .get(0);
     assert!(!promoted);
+    assert_eq!(
+        listener.drain().await,
+        vec![(
+            "notice".to_string(),
+            "NOTICE 55000: cannot perform promotion: node a in formation default is already a primary.".to_string()
+        )]
+    );
 
     let promoted: bool =
         s.m.client

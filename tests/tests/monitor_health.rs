@@ -217,3 +217,16 @@ async fn an_expired_lease_is_acted_on_without_a_heartbeat() {
     assert!(promoted.elapsed() < Duration::from_secs(5));
     assert_eq!(s.m.goal(s.id("a")).await, "demoted");
 }
+
+/// The 200 ms timer only acts on decisions: a first node that registered
+/// and whose keeper has not reported yet gets one event, not one per
+/// evaluation (the state machine re-assigns `single` while it is `init`).
+#[tokio::test]
+async fn the_timer_does_not_repeat_assignments() {
+    let monitor = Cluster::monitor(&[("pgautofailover.enable_health_checks", "off")]).await;
+    let m = Monitor::new(monitor.connect("pg_auto_failover").await);
+    m.register("127.0.0.1", 6010, "a", 50).await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let events = m.events_after(0).await;
+    assert_eq!(events.len(), 1, "{events:#?}");
+}

@@ -51,8 +51,11 @@ pub fn run() {
 
         let t = now();
         if t >= next_eval {
-            if let Some(Err(e)) = txn::run(monitor::evaluate_all) {
-                pgrx::warning!("pg_auto_failover: evaluation failed: {}", e);
+            match txn::run(monitor::evaluate_all) {
+                Some(Ok(_)) => {}
+                Some(Err(e)) => pgrx::warning!("pg_auto_failover: evaluation failed: {}", e),
+                // An ERROR (logged by txn::run): the extension may be gone.
+                None => ready = false,
             }
             next_eval = t + period(guc::EVALUATION_PERIOD.get());
         }

@@ -90,21 +90,24 @@ pub fn record(t: &Target, health: Health) -> Result<()> {
 /// evaluation changes something. Returns how many groups changed.
 pub fn evaluate_all() -> Result<usize> {
     Spi::connect_mut(|client| {
-        let mut changed = 0;
+        let mut count = 0;
         for (formation, group_id) in catalog::all_groups(client)? {
             // A cheap unlocked look first: most evaluations change nothing.
             let Some(f) = catalog::formation(client, &formation, false)? else {
                 continue;
             };
             let mut g = catalog::group(client, f, group_id)?;
+            let before = g.clone();
             let ctx = clock::context();
-            if !evaluate_group(&ctx, &mut g)?.value {
+            let changed = evaluate_group(&ctx, &mut g)?.value;
+            if !decided(&before, &g, changed) {
                 continue;
             }
             let gone = || MonitorError::new(SqlState::UNDEFINED_OBJECT, "formation was dropped");
             let did = on_group(client, &formation, group_id, gone, |ctx, g| {
                 let mut probe = g.clone();
-                if evaluate_group(ctx, &mut probe)?.value {
+                let changed = evaluate_group(ctx, &mut probe)?.value;
+                if decided(g, &probe, changed) {
                     evaluate_group(ctx, g)
                 } else {
                     // Changed under us: nothing to do any more (and no log
@@ -115,8 +118,28 @@ pub fn evaluate_all() -> Result<usize> {
                     })
                 }
             })?;
-            changed += usize::from(did);
+            count += usize::from(did);
         }
-        Ok(changed)
+        Ok(count)
     })
+}
+
+/// Whether an evaluation decided something: a goal, a priority, a deletion
+/// or a formation setting changed. Re-assigning a node the goal it already
+/// has only moves its `statechangetime`; the timer does not act on that
+/// (the state machine re-assigns `single` to a lone node on every
+/// evaluation until its keeper first reports, which would otherwise write
+/// an event every evaluation period).
+fn decided(before: &pgaf_fsm::Group, after: &pgaf_fsm::Group, changed: bool) -> bool {
+    if !changed {
+        return false;
+    }
+    let strip = |g: &pgaf_fsm::Group| {
+        let mut g = g.clone();
+        for n in &mut g.nodes {
+            n.state_change_time = 0;
+        }
+        g
+    };
+    strip(before) != strip(after)
 }
