@@ -1,9 +1,8 @@
 //! Reading the catalog into the state machine's types: a formation row, and
 //! a group of nodes (dropped ones included, by node id) with their leases.
 //!
-//! Every query runs through `SpiClient::update` (non read-only SPI) so that,
-//! once the formation row is locked, each query sees what the transactions
-//! that held the lock before us committed.
+//! Queries run through [`crate::spi::run`]: cached plans, and a fresh
+//! snapshot per query once the formation row is locked.
 
 use crate::clock;
 use crate::error::internal;
@@ -14,14 +13,23 @@ use pgrx::spi::{SpiClient, SpiHeapTupleData};
 
 type Result<T> = std::result::Result<T, MonitorError>;
 
-const FORMATION_COLUMNS: &str =
-    "formationid, kind, dbname::text, opt_secondary, number_sync_standbys";
+macro_rules! formation_select {
+    () => {
+        "SELECT formationid, kind, dbname::text, opt_secondary, number_sync_standbys \
+           FROM pgautofailover.formation WHERE formationid = $1"
+    };
+}
 
-const NODE_COLUMNS: &str = "n.nodeid, n.groupid, n.nodename, n.nodehost, n.nodeport, \
+const FORMATION: &str = formation_select!();
+const FORMATION_FOR_UPDATE: &str = concat!(formation_select!(), " FOR UPDATE");
+
+const GROUP: &str = "SELECT n.nodeid, n.groupid, n.nodename, n.nodehost, n.nodeport, \
      n.sysidentifier, n.goalstate::text, n.reportedstate::text, n.reportedpgisrunning, \
      n.reportedrepstate, n.reporttime, n.reportedtli, n.reportedlsn::text, n.walreporttime, \
      n.health, n.healthchecktime, n.statechangetime, n.candidatepriority, \
-     n.replicationquorum, n.nodecluster, coalesce(l.lease, false)";
+     n.replicationquorum, n.nodecluster, coalesce(l.lease, false) \
+     FROM pgautofailover.node n LEFT JOIN pgautofailover.node_lease l USING (nodeid) \
+     WHERE n.formationid = $1 AND n.groupid = $2 ORDER BY n.nodeid";
 
 fn col<T: pgrx::IntoDatum + pgrx::FromDatum>(
     row: &SpiHeapTupleData<'_>,
@@ -67,13 +75,12 @@ fn formation_from(row: &SpiHeapTupleData<'_>) -> Result<Formation> {
 /// Load a formation; with `lock`, take its row lock first (`FOR UPDATE`),
 /// which serialises every state-machine evaluation in the formation.
 pub fn formation(client: &mut SpiClient<'_>, id: &str, lock: bool) -> Result<Option<Formation>> {
-    let query = format!(
-        "SELECT {FORMATION_COLUMNS} FROM pgautofailover.formation WHERE formationid = $1{}",
-        if lock { " FOR UPDATE" } else { "" }
-    );
-    let table = client
-        .update(query.as_str(), Some(1), &[id.into()])
-        .map_err(internal)?;
+    let query = if lock {
+        FORMATION_FOR_UPDATE
+    } else {
+        FORMATION
+    };
+    let table = crate::spi::run(client, query, Some(1), &[id.into()])?;
     if let Some(row) = table.into_iter().next() {
         return formation_from(&row).map(Some);
     }
@@ -110,18 +117,12 @@ fn node_from(row: &SpiHeapTupleData<'_>) -> Result<Node> {
 
 /// Every node of (formation, group), dropped ones included.
 pub fn group(client: &mut SpiClient<'_>, formation: Formation, group_id: i32) -> Result<Group> {
-    let query = format!(
-        "SELECT {NODE_COLUMNS} FROM pgautofailover.node n \
-           LEFT JOIN pgautofailover.node_lease l USING (nodeid) \
-          WHERE n.formationid = $1 AND n.groupid = $2 ORDER BY n.nodeid"
-    );
-    let table = client
-        .update(
-            query.as_str(),
-            None,
-            &[formation.id.as_str().into(), group_id.into()],
-        )
-        .map_err(internal)?;
+    let table = crate::spi::run(
+        client,
+        GROUP,
+        None,
+        &[formation.id.as_str().into(), group_id.into()],
+    )?;
     let mut nodes = Vec::with_capacity(table.len());
     for row in table {
         nodes.push(node_from(&row)?);
@@ -131,13 +132,12 @@ pub fn group(client: &mut SpiClient<'_>, formation: Formation, group_id: i32) ->
 
 /// Where a node lives: (formation, group).
 pub fn node_location(client: &mut SpiClient<'_>, node_id: i64) -> Result<Option<(String, i32)>> {
-    let table = client
-        .update(
-            "SELECT formationid, groupid FROM pgautofailover.node WHERE nodeid = $1",
-            Some(1),
-            &[node_id.into()],
-        )
-        .map_err(internal)?;
+    let table = crate::spi::run(
+        client,
+        "SELECT formationid, groupid FROM pgautofailover.node WHERE nodeid = $1",
+        Some(1),
+        &[node_id.into()],
+    )?;
     if let Some(row) = table.into_iter().next() {
         return Ok(Some((
             req(&row, 1, "node.formationid")?,
@@ -153,14 +153,13 @@ pub fn node_by_host(
     host: &str,
     port: i32,
 ) -> Result<Option<(i64, String, i32)>> {
-    let table = client
-        .update(
-            "SELECT nodeid, formationid, groupid FROM pgautofailover.node \
+    let table = crate::spi::run(
+        client,
+        "SELECT nodeid, formationid, groupid FROM pgautofailover.node \
               WHERE nodehost = $1 AND nodeport = $2",
-            Some(1),
-            &[host.into(), port.into()],
-        )
-        .map_err(internal)?;
+        Some(1),
+        &[host.into(), port.into()],
+    )?;
     if let Some(row) = table.into_iter().next() {
         return Ok(Some((
             req(&row, 1, "node.nodeid")?,
@@ -177,13 +176,12 @@ pub fn group_of_name(
     formation: &str,
     name: &str,
 ) -> Result<Option<i32>> {
-    let table = client
-        .update(
-            "SELECT groupid FROM pgautofailover.node WHERE formationid = $1 AND nodename = $2",
-            Some(1),
-            &[formation.into(), name.into()],
-        )
-        .map_err(internal)?;
+    let table = crate::spi::run(
+        client,
+        "SELECT groupid FROM pgautofailover.node WHERE formationid = $1 AND nodename = $2",
+        Some(1),
+        &[formation.into(), name.into()],
+    )?;
     if let Some(row) = table.into_iter().next() {
         return Ok(Some(req(&row, 1, "node.groupid")?));
     }
@@ -192,13 +190,12 @@ pub fn group_of_name(
 
 /// Every (formation, group) that has nodes.
 pub fn all_groups(client: &mut SpiClient<'_>) -> Result<Vec<(String, i32)>> {
-    let table = client
-        .update(
-            "SELECT DISTINCT formationid, groupid FROM pgautofailover.node ORDER BY 1, 2",
-            None,
-            &[],
-        )
-        .map_err(internal)?;
+    let table = crate::spi::run(
+        client,
+        "SELECT DISTINCT formationid, groupid FROM pgautofailover.node ORDER BY 1, 2",
+        None,
+        &[],
+    )?;
     let mut out = Vec::new();
     for row in table {
         out.push((

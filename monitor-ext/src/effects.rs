@@ -2,7 +2,7 @@
 //! and the `log` channel), events (an event row and a `state` notification)
 //! and client notices.
 
-use crate::error::{self, internal};
+use crate::error;
 use pgaf_fsm::{notify, Effect, MonitorError, Node};
 use pgrx::fcinfo::direct_function_call_as_datum;
 use pgrx::pg_sys;
@@ -38,33 +38,32 @@ pub fn event(
     node: &Node,
     description: &str,
 ) -> Result<()> {
-    client
-        .update(
-            "INSERT INTO pgautofailover.event \
+    crate::spi::run(
+        client,
+        "INSERT INTO pgautofailover.event \
                (formationid, nodeid, groupid, nodename, nodehost, nodeport, reportedstate, \
                 goalstate, reportedrepstate, reportedtli, reportedlsn, candidatepriority, \
                 replicationquorum, description) \
              VALUES ($1, $2, $3, $4, $5, $6, $7::pgautofailover.replication_state, \
                 $8::pgautofailover.replication_state, $9, $10, $11::pg_lsn, $12, $13, $14)",
-            None,
-            &[
-                formation.into(),
-                node.id.into(),
-                node.group_id.into(),
-                node.name.as_str().into(),
-                node.host.as_str().into(),
-                node.port.into(),
-                node.reported.as_str().into(),
-                node.goal.as_str().into(),
-                node.rep_state.as_str().into(),
-                node.tli.into(),
-                node.lsn.to_string().into(),
-                node.candidate_priority.into(),
-                node.replication_quorum.into(),
-                description.into(),
-            ],
-        )
-        .map_err(internal)?;
+        None,
+        &[
+            formation.into(),
+            node.id.into(),
+            node.group_id.into(),
+            node.name.as_str().into(),
+            node.host.as_str().into(),
+            node.port.into(),
+            node.reported.as_str().into(),
+            node.goal.as_str().into(),
+            node.rep_state.as_str().into(),
+            node.tli.into(),
+            node.lsn.to_string().into(),
+            node.candidate_priority.into(),
+            node.replication_quorum.into(),
+            description.into(),
+        ],
+    )?;
     notify("state", &notify::state_payload(formation, node))
 }
 

@@ -10,6 +10,7 @@
 //!   state machine, persist, carry out the effects);
 //! * [`catalog`], [`persist`], [`effects`]: reading the group, writing back
 //!   what changed, events and notifications;
+//! * [`spi`]: queries with plans cached for the life of the backend;
 //! * [`fcinfo`]: arguments and results of V1 functions;
 //! * [`guc`], [`clock`], [`version`], [`error`]: settings, time, the
 //!   extension version check, errors;
@@ -27,6 +28,7 @@ mod fcinfo;
 mod guc;
 mod operation;
 mod persist;
+mod spi;
 mod version;
 mod worker;
 

@@ -50,7 +50,7 @@ fn update_node(client: &mut SpiClient<'_>, n: &Node) -> Result<()> {
         n.candidate_priority.into(),
         n.replication_quorum.into(),
     ];
-    client.update(UPDATE_NODE, None, &args).map_err(internal)?;
+    crate::spi::run(client, UPDATE_NODE, None, &args)?;
     Ok(())
 }
 
@@ -78,19 +78,18 @@ fn insert_node(client: &mut SpiClient<'_>, formation: &str, n: &Node) -> Result<
         n.replication_quorum.into(),
         n.cluster.as_str().into(),
     ];
-    client.update(INSERT_NODE, None, &args).map_err(internal)?;
+    crate::spi::run(client, INSERT_NODE, None, &args)?;
     Ok(())
 }
 
 fn set_lease(client: &mut SpiClient<'_>, n: &Node) -> Result<()> {
-    client
-        .update(
-            "INSERT INTO pgautofailover.node_lease (nodeid, lease) VALUES ($1, $2) \
+    crate::spi::run(
+        client,
+        "INSERT INTO pgautofailover.node_lease (nodeid, lease) VALUES ($1, $2) \
              ON CONFLICT (nodeid) DO UPDATE SET lease = excluded.lease",
-            None,
-            &[n.id.into(), n.lease.into()],
-        )
-        .map_err(internal)?;
+        None,
+        &[n.id.into(), n.lease.into()],
+    )?;
     Ok(())
 }
 
@@ -98,30 +97,28 @@ fn set_lease(client: &mut SpiClient<'_>, n: &Node) -> Result<()> {
 pub fn group(client: &mut SpiClient<'_>, before: &Group, after: &Group) -> Result<()> {
     let f = &after.formation;
     if *f != before.formation {
-        client
-            .update(
-                "UPDATE pgautofailover.formation \
+        crate::spi::run(
+            client,
+            "UPDATE pgautofailover.formation \
                     SET kind = $2, dbname = $3::name, number_sync_standbys = $4 \
                   WHERE formationid = $1",
-                None,
-                &[
-                    f.id.as_str().into(),
-                    f.kind.as_str().into(),
-                    f.dbname.as_str().into(),
-                    f.number_sync_standbys.into(),
-                ],
-            )
-            .map_err(internal)?;
+            None,
+            &[
+                f.id.as_str().into(),
+                f.kind.as_str().into(),
+                f.dbname.as_str().into(),
+                f.number_sync_standbys.into(),
+            ],
+        )?;
     }
     for old in &before.nodes {
         if after.node(old.id).is_none() {
-            client
-                .update(
-                    "DELETE FROM pgautofailover.node WHERE nodeid = $1",
-                    None,
-                    &[old.id.into()],
-                )
-                .map_err(internal)?;
+            crate::spi::run(
+                client,
+                "DELETE FROM pgautofailover.node WHERE nodeid = $1",
+                None,
+                &[old.id.into()],
+            )?;
         }
     }
     for new in &after.nodes {

@@ -18,14 +18,15 @@ pub fn check(client: &mut SpiClient<'_>) -> Result<(), MonitorError> {
     if !crate::guc::ENABLE_VERSION_CHECKS.get() {
         return Ok(());
     }
-    let installed: Option<String> = client
-        .update(
-            "SELECT extversion::text FROM pg_catalog.pg_extension WHERE extname = 'pgautofailover'",
-            Some(1),
-            &[],
-        )
-        .and_then(|t| t.first().get_one::<String>())
-        .map_err(error::internal)?;
+    let installed: Option<String> = crate::spi::run(
+        client,
+        "SELECT extversion::text FROM pg_catalog.pg_extension WHERE extname = 'pgautofailover'",
+        Some(1),
+        &[],
+    )?
+    .first()
+    .get_one::<String>()
+    .map_err(error::internal)?;
     match installed {
         Some(v) if ACCEPTED.contains(&v.as_str()) => Ok(()),
         other => Err(MonitorError::new(

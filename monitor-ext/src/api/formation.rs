@@ -1,6 +1,5 @@
 //! `create_formation` and `drop_formation` (spec/monitor.md §8.7).
 
-use crate::error::internal;
 use crate::fcinfo::{record, v1_function, Args, Value};
 use crate::operation::call;
 use pgaf_fsm::{MonitorError, SqlState};
@@ -29,21 +28,20 @@ fn create(args: Args) -> pg_sys::Datum {
         ),
     };
     call(|client| {
-        client
-            .update(
-                "INSERT INTO pgautofailover.formation \
+        crate::spi::run(
+            client,
+            "INSERT INTO pgautofailover.formation \
                    (formationid, kind, dbname, opt_secondary, number_sync_standbys) \
                  VALUES ($1, $2, $3::name, $4, $5)",
-                None,
-                &[
-                    id.as_str().into(),
-                    kind.as_str().into(),
-                    dbname.as_str().into(),
-                    opt_secondary.into(),
-                    nss.into(),
-                ],
-            )
-            .map_err(internal)?;
+            None,
+            &[
+                id.as_str().into(),
+                kind.as_str().into(),
+                dbname.as_str().into(),
+                opt_secondary.into(),
+                nss.into(),
+            ],
+        )?;
         Ok(())
     });
     record(
@@ -61,13 +59,12 @@ fn create(args: Args) -> pg_sys::Datum {
 fn drop(args: Args) -> pg_sys::Datum {
     let id: String = args.get(0, "formation_id");
     call(|client| {
-        let deleted = client
-            .update(
-                "DELETE FROM pgautofailover.formation WHERE formationid = $1 RETURNING 1",
-                None,
-                &[id.as_str().into()],
-            )
-            .map_err(internal)?;
+        let deleted = crate::spi::run(
+            client,
+            "DELETE FROM pgautofailover.formation WHERE formationid = $1 RETURNING 1",
+            None,
+            &[id.as_str().into()],
+        )?;
         if deleted.is_empty() {
             return Err(MonitorError::new(
                 SqlState::UNDEFINED_OBJECT,

@@ -2,7 +2,6 @@
 //! the group's primary, spec/monitor.md §4.4) and `update_node_metadata`.
 
 use crate::catalog;
-use crate::error::internal;
 use crate::fcinfo::{record, scalar, v1_function, Args, Value};
 use crate::operation::call;
 use pgaf_fsm::{MonitorError, SqlState};
@@ -49,17 +48,16 @@ fn update_node_metadata(args: Args) -> pg_sys::Datum {
     let host: Option<String> = args.opt(2);
     let port: Option<i32> = args.opt(3);
     scalar(call(|client| {
-        let updated = client
-            .update(
-                "UPDATE pgautofailover.node \
+        let updated = crate::spi::run(
+            client,
+            "UPDATE pgautofailover.node \
                     SET nodename = coalesce($2, nodename), \
                         nodehost = coalesce($3, nodehost), \
                         nodeport = coalesce($4, nodeport) \
                   WHERE nodeid = $1 RETURNING 1",
-                None,
-                &[node_id.into(), name.into(), host.into(), port.into()],
-            )
-            .map_err(internal)?;
+            None,
+            &[node_id.into(), name.into(), host.into(), port.into()],
+        )?;
         if updated.is_empty() {
             return Err(MonitorError::new(
                 SqlState::UNDEFINED_OBJECT,

@@ -17,14 +17,15 @@ v1_function!(pg_finfo_pgaf_register_node, pgaf_register_node, register);
 /// The id of the new node: the next sequence value, or the desired id.
 fn allocate_node_id(client: &mut SpiClient<'_>, desired: i64) -> Result<i64> {
     if desired == -1 {
-        let id = client
-            .update(
-                "SELECT nextval('pgautofailover.node_nodeid_seq')",
-                Some(1),
-                &[],
-            )
-            .and_then(|t| t.first().get_one::<i64>())
-            .map_err(internal)?;
+        let id = crate::spi::run(
+            client,
+            "SELECT nextval('pgautofailover.node_nodeid_seq')",
+            Some(1),
+            &[],
+        )?
+        .first()
+        .get_one::<i64>()
+        .map_err(internal)?;
         return id.ok_or_else(|| internal("nextval returned NULL"));
     }
     if desired <= 0 {
@@ -34,15 +35,14 @@ fn allocate_node_id(client: &mut SpiClient<'_>, desired: i64) -> Result<i64> {
         ));
     }
     // The next value nextval would return; move it past the desired id.
-    client
-        .update(
-            "SELECT pg_catalog.setval('pgautofailover.node_nodeid_seq', $1, true) \
+    crate::spi::run(
+        client,
+        "SELECT pg_catalog.setval('pgautofailover.node_nodeid_seq', $1, true) \
                FROM pgautofailover.node_nodeid_seq \
               WHERE $1 >= CASE WHEN is_called THEN last_value + 1 ELSE last_value END",
-            None,
-            &[desired.into()],
-        )
-        .map_err(internal)?;
+        None,
+        &[desired.into()],
+    )?;
     Ok(desired)
 }
 

@@ -33,14 +33,13 @@ pub fn extension_ready() -> bool {
 /// Every registered node (whatever its state).
 pub fn targets() -> Result<Vec<Target>> {
     Spi::connect_mut(|client| {
-        let table = client
-            .update(
-                "SELECT nodeid, formationid, groupid, nodehost, nodeport \
+        let table = crate::spi::run(
+            client,
+            "SELECT nodeid, formationid, groupid, nodehost, nodeport \
                    FROM pgautofailover.node ORDER BY nodeid",
-                None,
-                &[],
-            )
-            .map_err(internal)?;
+            None,
+            &[],
+        )?;
         let mut out = Vec::new();
         for row in table {
             let get = |e: Option<()>| e.ok_or_else(|| internal("NULL in pgautofailover.node"));
