@@ -59,6 +59,52 @@ pub mod fuzzing {
         crate::pq::startup::tests_support::check_invariants(data);
     }
 
+    /// What the startup-packet parser made of `data`.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub enum Classified {
+        Incomplete,
+        Refused {
+            sqlstate: &'static str,
+        },
+        SslRequest,
+        GssEncRequest,
+        DirectTls,
+        Cancel {
+            pid: u32,
+            key: Vec<u8>,
+        },
+        Startup {
+            minor: u16,
+            len: usize,
+            params: Vec<(Vec<u8>, Vec<u8>)>,
+        },
+    }
+
+    /// Classify `data` with the proxy's startup-packet parser.
+    pub fn classify(data: &[u8]) -> Classified {
+        use crate::pq::startup::{parse, StartupPacket};
+        match parse(data) {
+            Ok(None) => Classified::Incomplete,
+            Err(e) => Classified::Refused {
+                sqlstate: e.sqlstate(),
+            },
+            Ok(Some(p)) => match p.packet {
+                StartupPacket::SslRequest => Classified::SslRequest,
+                StartupPacket::GssEncRequest => Classified::GssEncRequest,
+                StartupPacket::DirectTls => Classified::DirectTls,
+                StartupPacket::Cancel(c) => Classified::Cancel {
+                    pid: c.pid,
+                    key: c.key.to_vec(),
+                },
+                StartupPacket::Startup(m) => Classified::Startup {
+                    minor: m.minor,
+                    len: p.len,
+                    params: m.params().map(|(k, v)| (k.to_vec(), v.to_vec())).collect(),
+                },
+            },
+        }
+    }
+
     /// Feed arbitrary bytes, split at `split`, to the backend scanner.
     pub fn backend_scan(data: &[u8], split: usize) {
         let mut s = crate::pq::backend_scan::StartupScanner::new();
