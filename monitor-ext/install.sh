@@ -16,14 +16,18 @@ if [ ! -x "$PG_CONFIG" ]; then
     exit 1
 fi
 
-# pgrx-pg-sys finds Postgres through ~/.pgrx/config.toml or this variable.
-export PGRX_PG_CONFIG_PATH="$PG_CONFIG"
+# pgrx-pg-sys finds Postgres through ~/.pgrx/config.toml. (Not through
+# PGRX_PG_CONFIG_PATH: a variable that differs between builds makes cargo
+# rebuild pgrx-pg-sys.)
 if ! grep -qs "^$PGVER *=" "${PGRX_HOME:-$HOME/.pgrx}/config.toml"; then
     cargo pgrx init "--$PGVER" "$PG_CONFIG" >/dev/null
 fi
 
-cargo build --manifest-path "$here/Cargo.toml" --release --lib \
-    --no-default-features --features "$PGVER"
+features=()
+if [ "$PGVER" != pg15 ]; then # pg15 is the default feature
+    features=(--no-default-features --features "$PGVER")
+fi
+cargo build --manifest-path "$here/Cargo.toml" --release --lib "${features[@]}"
 
 libdir="$("$PG_CONFIG" --pkglibdir)"
 extdir="$("$PG_CONFIG" --sharedir)/extension"

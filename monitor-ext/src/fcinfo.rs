@@ -182,7 +182,7 @@ pub fn record(args: Args, values: Vec<Value>) -> pg_sys::Datum {
     }
 }
 
-/// A scalar result (booleans and integers are never NULL).
+/// A scalar result (booleans, integers and text are never NULL).
 pub fn scalar<T: IntoDatum>(v: T) -> pg_sys::Datum {
     v.into_datum().unwrap_or(pg_sys::Datum::from(0))
 }

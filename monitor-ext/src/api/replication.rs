@@ -3,7 +3,6 @@
 //! `synchronous_standby_names` the primary applies.
 
 use crate::catalog;
-use crate::error::internal;
 use crate::fcinfo::{scalar, v1_function, Args};
 use crate::operation::{call, on_group};
 use pgaf_fsm::api::{
@@ -104,7 +103,5 @@ fn sync_names(args: Args) -> pg_sys::Datum {
         let group = catalog::group(client, f, group_id)?;
         standby_names::synchronous_standby_names(&group)
     });
-    pgrx::IntoDatum::into_datum(names)
-        .ok_or_else(|| internal("text result"))
-        .unwrap_or_else(|e| crate::error::raise(&e))
+    scalar(names)
 }

@@ -2,6 +2,7 @@
 //! and rolled back instead of killing the worker.
 
 use pgrx::pg_sys;
+use pgrx::pg_sys::panic::CaughtError;
 use pgrx::PgTryBuilder;
 use std::panic::AssertUnwindSafe;
 
@@ -17,7 +18,11 @@ pub fn run<R>(body: impl FnOnce() -> R) -> Option<R> {
     }
     let result = PgTryBuilder::new(AssertUnwindSafe(move || Some((body.0)())))
         .catch_others(|e| {
-            pgrx::warning!("pg_auto_failover monitor worker: {:?}", e);
+            let report = match &e {
+                CaughtError::PostgresError(r) | CaughtError::ErrorReport(r) => r,
+                CaughtError::RustPanic { ereport, .. } => ereport,
+            };
+            pgrx::warning!("pg_auto_failover monitor worker: {}", report.message());
             None
         })
         .execute();
