@@ -314,3 +314,91 @@ async fn number_sync_standbys_changes() {
         Some("unknown formation \"nope\"")
     );
 }
+
+/// The read-only functions `pg_autoctl show …` and keepers use.
+#[tokio::test]
+async fn read_functions() {
+    let (_cluster, mut s) = sim().await;
+    s.bring_up(&[("a", 50), ("b", 50), ("c", 50)]).await;
+    let c = &s.m.client;
+    let rows = |sql: &'static str| async move {
+        c.query(sql, &[])
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e:?}"))
+            .iter()
+            .map(|r| {
+                (0..r.len())
+                    .map(|i| r.get::<_, Option<String>>(i).unwrap_or_default())
+                    .collect::<Vec<_>>()
+                    .join("|")
+            })
+            .collect::<Vec<String>>()
+    };
+    assert_eq!(
+        rows("SELECT context, group_id::text, node_id::text, nodename, setting, value FROM pgautofailover.formation_settings()").await,
+        vec![
+            "formation|||default|number_sync_standbys|1",
+            "primary|0|1|a|synchronous_standby_names|'ANY 1 (pgautofailover_standby_2, pgautofailover_standby_3)'",
+            "node|0|1|a|replication quorum|true",
+            "node|0|2|b|replication quorum|true",
+            "node|0|3|c|replication quorum|true",
+            "node|0|1|a|candidate priority|50",
+            "node|0|2|b|candidate priority|50",
+            "node|0|3|c|candidate priority|50",
+        ]
+    );
+    assert_eq!(
+        rows("SELECT node_id::text, node_name, node_host, node_port::text, node_lsn::text, node_is_primary::text FROM pgautofailover.get_nodes('default', 0)").await,
+        vec![
+            "1|a|127.0.0.1|6010|0/3000148|true",
+            "2|b|127.0.0.1|6011|0/3000148|false",
+            "3|c|127.0.0.1|6012|0/3000148|false",
+        ]
+    );
+    assert_eq!(
+        rows("SELECT node_id::text, node_name FROM pgautofailover.get_other_nodes(2)").await,
+        vec!["1|a", "3|c"]
+    );
+    assert_eq!(
+        rows("SELECT node_id::text FROM pgautofailover.get_other_nodes(1, 'secondary')").await,
+        vec!["2", "3"]
+    );
+    assert_eq!(
+        rows("SELECT primary_node_id::text, primary_name, primary_host, primary_port::text FROM pgautofailover.get_primary()").await,
+        vec!["1|a|127.0.0.1|6010"]
+    );
+    assert_eq!(
+        rows("SELECT node_host, node_port::text FROM pgautofailover.get_coordinator()").await,
+        vec!["127.0.0.1|6010"]
+    );
+    assert!(
+        rows("SELECT node_id::text FROM pgautofailover.get_most_advanced_standby()")
+            .await
+            .is_empty()
+    );
+    assert_eq!(
+        rows("SELECT nodename, current_group_state::text FROM pgautofailover.current_state('default', 0)").await,
+        vec!["a|primary", "b|secondary", "c|secondary"]
+    );
+    let last: Vec<String> =
+        rows("SELECT eventid::text FROM pgautofailover.last_events('default', count => 3)").await;
+    let all: Vec<String> =
+        rows("SELECT eventid::text AS id FROM pgautofailover.event ORDER BY eventid").await;
+    assert_eq!(last, all[all.len() - 3..].to_vec());
+    assert_eq!(
+        rows("SELECT eventid::text FROM pgautofailover.last_events('default'::text, 0, 3)").await,
+        last
+    );
+    assert_eq!(
+        rows("SELECT eventid::text FROM pgautofailover.last_events(3)").await,
+        last
+    );
+    let err = c
+        .query("SELECT * FROM pgautofailover.get_other_nodes(42)", &[])
+        .await
+        .expect_err("unknown");
+    assert_eq!(
+        err.as_db_error().map(|e| e.message()),
+        Some("node 42 is not registered")
+    );
+}
