@@ -164,6 +164,9 @@ impl Cluster {
             format!("unix_socket_directories = '{}'", dir.display()),
             "fsync = off".to_string(),
             "log_min_messages = log".to_string(),
+            // A bound on every query the tests send: a stuck monitor fails
+            // the test instead of hanging it.
+            "statement_timeout = '60s'".to_string(),
         ];
         lines.extend(settings.iter().map(|(k, v)| format!("{k} = {v}")));
         writeln!(conf, "{}", lines.join("\n")).expect("write postgresql.conf");

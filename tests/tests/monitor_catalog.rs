@@ -482,3 +482,82 @@ async fn departures_from_upstream() {
         .get(0);
     assert_eq!(none, None);
 }
+
+#[tokio::test]
+async fn formations() {
+    let cluster = Cluster::monitor(QUIET).await;
+    let c = cluster.connect("pg_auto_failover").await;
+    let row = c
+        .query_one(
+            "SELECT * FROM pgautofailover.create_formation('f2', 'pgsql', 'appdb', false, 0)",
+            &[],
+        )
+        .await
+        .expect("create_formation");
+    assert_eq!(
+        (
+            row.get::<_, String>(0),
+            row.get::<_, String>(1),
+            row.get::<_, String>(2),
+            row.get::<_, bool>(3),
+            row.get::<_, i32>(4)
+        ),
+        (
+            "f2".to_string(),
+            "pgsql".to_string(),
+            "appdb".to_string(),
+            false,
+            0
+        )
+    );
+    let err = c
+        .execute(
+            "SELECT pgautofailover.create_formation('f2', 'pgsql', 'appdb', false, 0)",
+            &[],
+        )
+        .await
+        .expect_err("duplicate");
+    assert_eq!(err.code().map(|c| c.code()), Some("23505"));
+    let err = c
+        .execute(
+            "SELECT pgautofailover.create_formation('f3', 'mongo', 'appdb', false, 0)",
+            &[],
+        )
+        .await
+        .expect_err("kind");
+    assert_eq!(
+        err.as_db_error().map(|e| e.message()),
+        Some("unknown formation kind \"mongo\"")
+    );
+    // Secondaries are disabled in f2: a second node is refused.
+    let m = Monitor {
+        client: c,
+        formation: "f2".to_string(),
+    };
+    assert_eq!(m.register("127.0.0.1", 7010, "x", 50).await.goal, "single");
+    let err = m
+        .try_register("127.0.0.1", 7011, "y", 50, true)
+        .await
+        .expect_err("no secondary");
+    assert_eq!(
+        err.as_db_error().map(|e| e.message()),
+        Some("Formation \"f2\" does not allow secondary nodes")
+    );
+    m.client
+        .execute("SELECT pgautofailover.remove_node(1, true)", &[])
+        .await
+        .expect("remove");
+    m.client
+        .execute("SELECT pgautofailover.drop_formation('f2')", &[])
+        .await
+        .expect("drop_formation");
+    let err = m
+        .client
+        .execute("SELECT pgautofailover.drop_formation('f2')", &[])
+        .await
+        .expect_err("gone");
+    assert_eq!(
+        err.as_db_error().map(|e| e.message()),
+        Some("couldn't find formation \"f2\"")
+    );
+}
