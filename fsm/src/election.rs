@@ -1,8 +1,13 @@
 //! `ProceedGroupStateForMSFailover`: the multi-standby failover (election),
 //! steps M1–M6 of spec/monitor.md §7.3.
 //!
-//! Departures from v2.2: ties are broken deterministically (candidate
-//! priority, then LSN, then node id); when the election concludes, every
+//! Departures from v2.2: every node that follows, or is about to follow,
+//! the old primary reports its LSN before a candidate is selected (v2.2
+//! ignored nodes between two states, which could hold commits acknowledged
+//! by the old primary); ties are broken deterministically (candidate
+//! priority, then LSN, then node id); nodes left waiting in `join_secondary`
+//! for a candidate that is no longer being promoted take part in the next
+//! election (our keepers only); when the election concludes, every
 //! node of the group whose priority was lowered by `perform_failover` gets it
 //! back, not only the nodes in the candidate list (§16 item 14).
 
@@ -60,13 +65,29 @@ pub fn proceed(m: &mut Machine<'_>, a: i64, p: Option<i64>) -> Result<bool> {
             }
         } else if n.goal == ReportLsn {
             missing += 1;
-        } else if (matches!(n.reported, Secondary | CatchingUp)
-            && matches!(n.goal, Secondary | CatchingUp))
-            || (n.reported == Maintenance && n.goal == CatchingUp)
-            || n.is(Draining)
-            || n.is(Demoted)
-            || (n.reported == Demoted && n.goal == CatchingUp)
+        } else if n.is(JoinSecondary)
+            && m.group.candidate_being_promoted().is_none()
+            && crate::keeper::can_reach(JoinSecondary, ReportLsn, n.lease)
         {
+            // (ours) It was waiting for a candidate that is no longer being
+            // promoted: back to the election with the LSN it stopped at.
+            missing += 1;
+            m.assign(
+                id,
+                ReportLsn,
+                format!(
+                    "Setting goal state of {} to report_lsn to find the failover candidate",
+                    NodeRef(&n)
+                ),
+            );
+        } else if (matches!(n.goal, Secondary | CatchingUp) || n.is(Draining) || n.is(Demoted))
+            && crate::keeper::can_reach(n.reported, ReportLsn, n.lease)
+            && crate::keeper::can_reach(n.goal, ReportLsn, n.lease)
+        {
+            // Fixed: any node on its way to following the old primary (for
+            // instance one sent back to it from report_lsn while it looked
+            // healthy) reports again: it may hold commits the old primary
+            // acknowledged since. Upstream only took converged standbys.
             missing += 1;
             m.assign(
                 id,

@@ -3,10 +3,13 @@
 //! Postgres (spec/keeper.md §4.3 with the 2.0 rows of §9.2). The keeper
 //! executes these actions; this module only describes them.
 //!
-//! Rows marked "ours" do not exist upstream. They let a lease-holding keeper
-//! fence itself from any writable state (and come back when the monitor did
-//! not fail over), and let the monitor retire an old primary that died while
-//! converged in `single`.
+//! Rows marked "ours" do not exist upstream: the monitor may retire an old
+//! primary that died while converged in `single`, and send a node waiting in
+//! `join_secondary` back to the election when its candidate was not promoted.
+//!
+//! A lease-holding keeper fences its Postgres without changing state: it
+//! stops Postgres, reports `pg_is_running = false`, and starts it again only
+//! once the monitor renews its lease with a writable goal (see [`Expect`]).
 
 use crate::state::NodeState::{self, *};
 
@@ -36,11 +39,16 @@ pub enum Action {
     /// Leave recovery (`pg_ctl promote`), wait for it, CHECKPOINT, remove the
     /// standby settings.
     Promote,
-    /// Restart as a standby of the current primary.
+    /// Restart as a standby of the current primary, rewinding first when the
+    /// local WAL diverged from it (a former primary that went through
+    /// `report_lsn`; upstream never rewound there and such a node could never
+    /// stream again).
     FollowPrimary,
     /// Restart as a standby without upstream, so its LSN stops moving.
     DisconnectFromUpstream,
-    /// Stream from the most advanced standby until its reported LSN.
+    /// Stream from the most advanced standby until its reported LSN
+    /// (rewinding first when that standby is on a newer timeline that forked
+    /// before our last record).
     FetchMissingWal,
     /// Remove the standby settings; Postgres keeps its data paused in recovery.
     StandbyCleanup,
@@ -127,462 +135,130 @@ const REJOIN: &[Action] = &[DropReplicationSlots, RewindOrBaseBackup];
 const NOTHING: &[Action] = &[];
 
 /// The table, in upstream order; the first matching row wins.
+#[rustfmt::skip]
 pub const TABLE: &[Transition] = &[
     t(Init, Single, "Start as a single node", INIT_PRIMARY),
     t(Dropped, Single, "Start as a single node", INIT_PRIMARY),
-    t(
-        Dropped,
-        ReportLsn,
-        "Initialise from the most advanced standby",
-        &[BaseBackupFromStandby],
-    ),
-    t(
-        Primary,
-        Single,
-        "Other nodes are gone: disable synchronous replication",
-        DISABLE_REPLICATION,
-    ),
-    t(
-        WaitPrimary,
-        Single,
-        "Other nodes are gone: disable synchronous replication",
-        DISABLE_REPLICATION,
-    ),
-    t(
-        JoinPrimary,
-        Single,
-        "Other nodes are gone: disable synchronous replication",
-        DISABLE_REPLICATION,
-    ),
+    t(Dropped, ReportLsn, "Initialise from the most advanced standby", &[BaseBackupFromStandby]),
+    t(Primary, Single, "Other nodes are gone: disable synchronous replication", DISABLE_REPLICATION),
+    t(WaitPrimary, Single, "Other nodes are gone: disable synchronous replication", DISABLE_REPLICATION),
+    t(JoinPrimary, Single, "Other nodes are gone: disable synchronous replication", DISABLE_REPLICATION),
     t(Primary, Draining, "A failover occurred, stop writes", STOP),
     t(Draining, Demoted, "Demote after draining", STOP),
-    t(
-        Primary,
-        Demoted,
-        "A failover occurred, no longer primary",
-        STOP,
-    ),
-    t(
-        Primary,
-        DemoteTimeout,
-        "Stop Postgres: a failover is in progress",
-        STOP,
-    ),
-    t(
-        JoinPrimary,
-        Draining,
-        "A failover occurred, stop writes",
-        STOP,
-    ),
-    t(
-        JoinPrimary,
-        Demoted,
-        "A failover occurred, no longer primary",
-        STOP,
-    ),
-    t(
-        JoinPrimary,
-        DemoteTimeout,
-        "Stop Postgres: a failover is in progress",
-        STOP,
-    ),
-    t(
-        ApplySettings,
-        Draining,
-        "A failover occurred, stop writes",
-        STOP,
-    ),
-    t(
-        ApplySettings,
-        Demoted,
-        "A failover occurred, no longer primary",
-        STOP,
-    ),
-    t(
-        ApplySettings,
-        DemoteTimeout,
-        "Stop Postgres: a failover is in progress",
-        STOP,
-    ),
-    t(
-        Primary,
-        PrepareMaintenance,
-        "Stop the primary for maintenance",
-        &[CheckpointAndStop],
-    ),
-    t(
-        PrepareMaintenance,
-        Maintenance,
-        "Keep Postgres stopped as a standby of the new primary",
-        &[StopPostgres, PrepareStandbySetup, ReleasePostgres],
-    ),
-    t(
-        Draining,
-        DemoteTimeout,
-        "Stop Postgres: a failover is in progress",
-        STOP,
-    ),
-    t(
-        DemoteTimeout,
-        Demoted,
-        "Demote after the demote timeout",
-        STOP,
-    ),
-    t(
-        WaitPrimary,
-        Demoted,
-        "A failover occurred, no longer primary",
-        STOP,
-    ),
-    t(
-        Demoted,
-        Single,
-        "Other nodes are gone: start as a single node",
-        DISABLE_REPLICATION,
-    ),
-    t(
-        DemoteTimeout,
-        Single,
-        "Other nodes are gone: start as a single node",
-        DISABLE_REPLICATION,
-    ),
-    t(
-        Draining,
-        Single,
-        "Other nodes are gone: start as a single node",
-        DISABLE_REPLICATION,
-    ),
-    t(
-        Secondary,
-        Single,
-        "Other nodes are gone: promote this standby",
-        PROMOTE_ALONE,
-    ),
-    t(
-        CatchingUp,
-        Single,
-        "Other nodes are gone: promote this standby",
-        PROMOTE_ALONE,
-    ),
-    t(
-        PreparePromotion,
-        Single,
-        "Other nodes are gone: promote this standby",
-        PROMOTE_ALONE,
-    ),
-    t(
-        StopReplication,
-        Single,
-        "Other nodes are gone: promote this standby",
-        PROMOTE_ALONE,
-    ),
-    t(
-        ReportLsn,
-        Single,
-        "Other nodes are gone: promote this standby",
-        PROMOTE_ALONE,
-    ),
-    t(
-        Single,
-        WaitPrimary,
-        "A standby joined: prepare its replication slot",
-        &[ManageSlots],
-    ),
+    t(Primary, Demoted, "A failover occurred, no longer primary", STOP),
+    t(Primary, DemoteTimeout, "Stop Postgres: a failover is in progress", STOP),
+    t(JoinPrimary, Draining, "A failover occurred, stop writes", STOP),
+    t(JoinPrimary, Demoted, "A failover occurred, no longer primary", STOP),
+    t(JoinPrimary, DemoteTimeout, "Stop Postgres: a failover is in progress", STOP),
+    t(ApplySettings, Draining, "A failover occurred, stop writes", STOP),
+    t(ApplySettings, Demoted, "A failover occurred, no longer primary", STOP),
+    t(ApplySettings, DemoteTimeout, "Stop Postgres: a failover is in progress", STOP),
+    t(Primary, PrepareMaintenance, "Stop the primary for maintenance", &[CheckpointAndStop]),
+    t(PrepareMaintenance, Maintenance, "Keep Postgres stopped as a standby of the new primary",
+      &[StopPostgres, PrepareStandbySetup, ReleasePostgres]),
+    t(Draining, DemoteTimeout, "Stop Postgres: a failover is in progress", STOP),
+    t(DemoteTimeout, Demoted, "Demote after the demote timeout", STOP),
+    t(WaitPrimary, Demoted, "A failover occurred, no longer primary", STOP),
+    t(Demoted, Single, "Other nodes are gone: start as a single node", DISABLE_REPLICATION),
+    t(DemoteTimeout, Single, "Other nodes are gone: start as a single node", DISABLE_REPLICATION),
+    t(Draining, Single, "Other nodes are gone: start as a single node", DISABLE_REPLICATION),
+    t(Secondary, Single, "Other nodes are gone: promote this standby", PROMOTE_ALONE),
+    t(CatchingUp, Single, "Other nodes are gone: promote this standby", PROMOTE_ALONE),
+    t(PreparePromotion, Single, "Other nodes are gone: promote this standby", PROMOTE_ALONE),
+    t(StopReplication, Single, "Other nodes are gone: promote this standby", PROMOTE_ALONE),
+    t(ReportLsn, Single, "Other nodes are gone: promote this standby", PROMOTE_ALONE),
+    t(Single, WaitPrimary, "A standby joined: prepare its replication slot", &[ManageSlots]),
     t(Primary, JoinPrimary, "A standby joined", NOTHING),
-    t(
-        Primary,
-        WaitPrimary,
-        "No healthy standby in the quorum: disable synchronous replication",
-        &[DisableSyncRep],
-    ),
-    t(
-        JoinPrimary,
-        WaitPrimary,
-        "No healthy standby in the quorum: disable synchronous replication",
-        &[DisableSyncRep],
-    ),
+    t(Primary, WaitPrimary, "No healthy standby in the quorum: disable synchronous replication", &[DisableSyncRep]),
+    t(JoinPrimary, WaitPrimary, "No healthy standby in the quorum: disable synchronous replication", &[DisableSyncRep]),
     t(WaitPrimary, JoinPrimary, "A standby joined", NOTHING),
-    t(
-        WaitPrimary,
-        Primary,
-        "A healthy standby is in the quorum: enable synchronous replication",
-        ENABLE_SYNC,
-    ),
-    t(
-        JoinPrimary,
-        Primary,
-        "A healthy standby is in the quorum: enable synchronous replication",
-        ENABLE_SYNC,
-    ),
-    t(
-        DemoteTimeout,
-        Primary,
-        "No failover happened: start Postgres again",
-        &[StartPostgres, ApplySyncStandbyNames],
-    ),
-    t(
-        WaitStandby,
-        CatchingUp,
-        "The primary is ready: take a base backup",
-        &[BaseBackupFromPrimary],
-    ),
-    t(
-        Demoted,
-        CatchingUp,
-        "A new primary is ready: rewind and follow it",
-        REJOIN,
-    ),
-    t(
-        Secondary,
-        CatchingUp,
-        "Follow the new primary",
-        &[FollowPrimary],
-    ),
-    t(
-        CatchingUp,
-        Secondary,
-        "Caught up with the primary",
-        &[CheckTimeline, MaintainStandbySlots],
-    ),
-    t(
-        Secondary,
-        PreparePromotion,
-        "Prepare to be promoted",
-        NOTHING,
-    ),
-    t(
-        CatchingUp,
-        PreparePromotion,
-        "Prepare to be promoted",
-        NOTHING,
-    ),
-    t(
-        PreparePromotion,
-        StopReplication,
-        "Promote, read-only until the old primary is fenced",
-        &[SetReadOnly, StartPostgres, Promote, DisableSyncRep],
-    ),
-    t(
-        StopReplication,
-        WaitPrimary,
-        "The old primary is fenced: accept writes",
-        &[SetReadWrite, ManageSlots],
-    ),
-    t(
-        PreparePromotion,
-        WaitPrimary,
-        "No old primary left: promote and accept writes",
-        &[
-            StartPostgres,
-            Promote,
-            DisableSyncRep,
-            SetReadWrite,
-            ManageSlots,
-        ],
-    ),
-    t(
-        Init,
-        WaitStandby,
-        "Wait for the primary to accept this standby",
-        NOTHING,
-    ),
-    t(
-        Dropped,
-        WaitStandby,
-        "Wait for the primary to accept this standby",
-        NOTHING,
-    ),
-    t(
-        Secondary,
-        WaitStandby,
-        "Wait for the primary to accept this standby",
-        NOTHING,
-    ),
-    t(
-        Secondary,
-        WaitMaintenance,
-        "Wait for the primary before maintenance",
-        NOTHING,
-    ),
-    t(
-        CatchingUp,
-        WaitMaintenance,
-        "Wait for the primary before maintenance",
-        NOTHING,
-    ),
-    t(
-        WaitMaintenance,
-        Maintenance,
-        "Hand Postgres over for maintenance",
-        &[ReleasePostgres],
-    ),
-    t(
-        Maintenance,
-        CatchingUp,
-        "Maintenance done: rewind and follow the primary",
-        &[RewindOrBaseBackup],
-    ),
-    t(
-        Primary,
-        ApplySettings,
-        "Apply new replication settings",
-        NOTHING,
-    ),
-    t(
-        WaitPrimary,
-        ApplySettings,
-        "Apply new replication settings",
-        NOTHING,
-    ),
-    t(
-        ApplySettings,
-        Primary,
-        "Replication settings changed: apply synchronous_standby_names",
-        ENABLE_SYNC,
-    ),
-    t(
-        ApplySettings,
-        Single,
-        "Other nodes are gone: disable synchronous replication",
-        DISABLE_REPLICATION,
-    ),
-    t(
-        ApplySettings,
-        WaitPrimary,
-        "No healthy standby in the quorum: disable synchronous replication",
-        &[DisableSyncRep],
-    ),
+    t(WaitPrimary, Primary, "A healthy standby is in the quorum: enable synchronous replication", ENABLE_SYNC),
+    t(JoinPrimary, Primary, "A healthy standby is in the quorum: enable synchronous replication", ENABLE_SYNC),
+    t(DemoteTimeout, Primary, "No failover happened: start Postgres again", &[StartPostgres, ApplySyncStandbyNames]),
+    t(WaitStandby, CatchingUp, "The primary is ready: take a base backup", &[BaseBackupFromPrimary]),
+    t(Demoted, CatchingUp, "A new primary is ready: rewind and follow it", REJOIN),
+    t(Secondary, CatchingUp, "Follow the new primary", &[FollowPrimary]),
+    t(CatchingUp, Secondary, "Caught up with the primary", &[CheckTimeline, MaintainStandbySlots]),
+    t(Secondary, PreparePromotion, "Prepare to be promoted", NOTHING),
+    t(CatchingUp, PreparePromotion, "Prepare to be promoted", NOTHING),
+    t(PreparePromotion, StopReplication, "Promote, read-only until the old primary is fenced",
+      &[SetReadOnly, StartPostgres, Promote, DisableSyncRep]),
+    t(StopReplication, WaitPrimary, "The old primary is fenced: accept writes", &[SetReadWrite, ManageSlots]),
+    t(PreparePromotion, WaitPrimary, "No old primary left: promote and accept writes",
+      &[StartPostgres, Promote, DisableSyncRep, SetReadWrite, ManageSlots]),
+    t(Init, WaitStandby, "Wait for the primary to accept this standby", NOTHING),
+    t(Dropped, WaitStandby, "Wait for the primary to accept this standby", NOTHING),
+    t(Secondary, WaitStandby, "Wait for the primary to accept this standby", NOTHING),
+    t(Secondary, WaitMaintenance, "Wait for the primary before maintenance", NOTHING),
+    t(CatchingUp, WaitMaintenance, "Wait for the primary before maintenance", NOTHING),
+    t(WaitMaintenance, Maintenance, "Hand Postgres over for maintenance", &[ReleasePostgres]),
+    t(Maintenance, CatchingUp, "Maintenance done: rewind and follow the primary", &[RewindOrBaseBackup]),
+    t(Primary, ApplySettings, "Apply new replication settings", NOTHING),
+    t(WaitPrimary, ApplySettings, "Apply new replication settings", NOTHING),
+    t(ApplySettings, Primary, "Replication settings changed: apply synchronous_standby_names", ENABLE_SYNC),
+    t(ApplySettings, Single, "Other nodes are gone: disable synchronous replication", DISABLE_REPLICATION),
+    t(ApplySettings, WaitPrimary, "No healthy standby in the quorum: disable synchronous replication", &[DisableSyncRep]),
     t(ApplySettings, JoinPrimary, "A standby joined", NOTHING),
-    t(
-        Secondary,
-        ReportLsn,
-        "Stop replication and report the LSN",
-        REPORT_LSN,
-    ),
-    t(
-        CatchingUp,
-        ReportLsn,
-        "Stop replication and report the LSN",
-        REPORT_LSN,
-    ),
-    t(
-        ReportLsn,
-        PreparePromotion,
-        "Selected for promotion",
-        NOTHING,
-    ),
-    t(
-        ReportLsn,
-        FastForward,
-        "Fetch the missing WAL from the most advanced standby",
-        &[FetchMissingWal],
-    ),
-    t(
-        FastForward,
-        PreparePromotion,
-        "Got the missing WAL",
-        &[StandbyCleanup],
-    ),
-    t(
-        ReportLsn,
-        JoinSecondary,
-        "Another node is promoted: stop and prepare to follow it",
-        &[CheckpointAndStop],
-    ),
-    t(
-        ReportLsn,
-        Secondary,
-        "Follow the new primary",
-        &[FollowPrimary],
-    ),
-    t(
-        JoinSecondary,
-        Secondary,
-        "Follow the new primary",
-        &[FollowPrimary],
-    ),
-    t(
-        Draining,
-        ReportLsn,
-        "Old primary joins the election",
-        REPORT_LSN_FROM_PRIMARY,
-    ),
-    t(
-        Demoted,
-        ReportLsn,
-        "Old primary joins the election",
-        REPORT_LSN_FROM_PRIMARY,
-    ),
-    t(
-        Init,
-        ReportLsn,
-        "Initialise from the most advanced standby",
-        &[BaseBackupFromStandby],
-    ),
+    t(Secondary, ReportLsn, "Stop replication and report the LSN", REPORT_LSN),
+    t(CatchingUp, ReportLsn, "Stop replication and report the LSN", REPORT_LSN),
+    t(ReportLsn, PreparePromotion, "Selected for promotion", NOTHING),
+    t(ReportLsn, FastForward, "Fetch the missing WAL from the most advanced standby", &[FetchMissingWal]),
+    t(FastForward, PreparePromotion, "Got the missing WAL", &[StandbyCleanup]),
+    t(ReportLsn, JoinSecondary, "Another node is promoted: stop and prepare to follow it", &[CheckpointAndStop]),
+    t(ReportLsn, Secondary, "Follow the new primary", &[FollowPrimary]),
+    t(JoinSecondary, Secondary, "Follow the new primary", &[FollowPrimary]),
+    t(Draining, ReportLsn, "Old primary joins the election", REPORT_LSN_FROM_PRIMARY),
+    t(Demoted, ReportLsn, "Old primary joins the election", REPORT_LSN_FROM_PRIMARY),
+    t(Init, ReportLsn, "Initialise from the most advanced standby", &[BaseBackupFromStandby]),
     // 2.0 rows.
-    t(
-        Primary,
-        Maintenance,
-        "Stop the primary for maintenance",
-        &[CheckpointAndStop],
-    ),
-    t(
-        Secondary,
-        Maintenance,
-        "Hand Postgres over for maintenance",
-        &[ReleasePostgres],
-    ),
-    t(
-        CatchingUp,
-        Maintenance,
-        "Hand Postgres over for maintenance",
-        &[ReleasePostgres],
-    ),
-    t(
-        PrepareMaintenance,
-        CatchingUp,
-        "Maintenance done: rewind and follow the primary",
-        &[RewindOrBaseBackup],
-    ),
-    t(
-        Maintenance,
-        ReportLsn,
-        "Maintenance done: join the election",
-        REPORT_LSN,
-    ),
-    t(
-        PrepareMaintenance,
-        ReportLsn,
-        "Maintenance done: join the election",
-        REPORT_LSN,
-    ),
-    // Ours: self-fencing by a lease-holding keeper, and the way back.
-    ours(Single, DemoteTimeout, "Lease lost: fence Postgres", STOP),
-    ours(
-        WaitPrimary,
-        DemoteTimeout,
-        "Lease lost: fence Postgres",
-        STOP,
-    ),
-    ours(
-        DemoteTimeout,
-        WaitPrimary,
-        "No failover happened: start Postgres again",
-        &[StartPostgres, DisableSyncRep],
-    ),
-    ours(
-        DemoteTimeout,
-        ApplySettings,
-        "No failover happened: start Postgres again",
-        &[StartPostgres],
-    ),
-    ours(
-        Single,
-        Demoted,
-        "A failover occurred, no longer primary",
-        STOP,
-    ),
+    t(Primary, Maintenance, "Stop the primary for maintenance", &[CheckpointAndStop]),
+    t(Secondary, Maintenance, "Hand Postgres over for maintenance", &[ReleasePostgres]),
+    t(CatchingUp, Maintenance, "Hand Postgres over for maintenance", &[ReleasePostgres]),
+    t(PrepareMaintenance, CatchingUp, "Maintenance done: rewind and follow the primary", &[RewindOrBaseBackup]),
+    t(Maintenance, ReportLsn, "Maintenance done: join the election", REPORT_LSN),
+    t(PrepareMaintenance, ReportLsn, "Maintenance done: join the election", REPORT_LSN),
+    // Ours.
+    ours(Single, Demoted, "A failover occurred, no longer primary", STOP),
+    ours(JoinSecondary, ReportLsn, "The candidate was not promoted: report the LSN again", REPORT_LSN),
 ];
+
+/// What the keeper enforces on Postgres while it stays in a state ("ensure
+/// current state", spec/keeper.md §4.5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    /// Postgres must run as a primary, but is only (re)started while the
+    /// keeper holds a lease: a keeper that lost it must not reopen writes.
+    RunningPrimary,
+    /// Postgres must run as a standby of the monitor's current primary
+    /// (re-pointed when the primary changed under it).
+    FollowingPrimary,
+    /// Postgres must run (as a standby, or promoted but read-only).
+    Running,
+    /// Postgres must be stopped: never restart a demoted primary.
+    Stopped,
+    /// Nothing is enforced (maintenance: the operator owns Postgres).
+    Nothing,
+}
+
+/// The expectation for a keeper converged in `state`.
+pub fn expect(state: NodeState) -> Expect {
+    match state {
+        Single | Primary | WaitPrimary | JoinPrimary | ApplySettings => Expect::RunningPrimary,
+        Secondary | CatchingUp => Expect::FollowingPrimary,
+        ReportLsn | PreparePromotion | StopReplication | FastForward => Expect::Running,
+        Draining | Demoted | DemoteTimeout => Expect::Stopped,
+        _ => Expect::Nothing,
+    }
+}
+
+/// Whether the keeper enforces its current state before running the
+/// transition to `to`: not on the way down from a primary nor back up (never
+/// restart a demoting primary, never stop one coming back), and not when a
+/// secondary moves on.
+pub fn ensure_before_transition(from: NodeState, to: NodeState) -> bool {
+    let around_demotion = |s: NodeState| matches!(s, Draining | DemoteTimeout | Demoted);
+    !around_demotion(from) && !around_demotion(to) && from != Secondary
+}
 
 /// The transition from `from` to `to`, when the keeper implements it. Any
 /// state may go to `dropped` (the node is being removed).
@@ -749,12 +425,10 @@ mod tests {
     }
 
     #[test]
-    fn writable_states_can_fence_themselves() {
-        for s in NodeState::ALL.into_iter().filter(|s| s.can_take_writes()) {
-            if s != JoinPrimary {
-                assert!(transition(s, DemoteTimeout).is_some(), "{s} cannot fence");
-            }
-        }
-        assert!(transition(JoinPrimary, DemoteTimeout).is_some());
+    fn our_rows_are_marked() {
+        assert!(transition(Single, Demoted).is_some_and(|t| t.ours));
+        assert!(transition(JoinSecondary, ReportLsn).is_some_and(|t| t.ours));
+        assert!(can_reach(JoinSecondary, ReportLsn, true));
+        assert!(!can_reach(JoinSecondary, ReportLsn, false));
     }
 }

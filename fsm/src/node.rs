@@ -78,6 +78,9 @@ pub struct Node {
     /// The node's keeper renews a lease with every report and fences its
     /// Postgres when it cannot (our keeper). Upstream keepers do not.
     pub lease: bool,
+    /// The goal the keeper last received (returned by `register_node` or
+    /// `node_active`). Goals assigned since are not known to the keeper yet.
+    pub delivered: NodeState,
 }
 
 impl Node {
@@ -105,23 +108,34 @@ impl Node {
             replication_quorum: true,
             cluster: "default".to_string(),
             lease: false,
+            delivered: NodeState::Init,
         }
     }
 
-    /// `IsCurrentState`: the node has converged to `s` (goal = reported = s).
+    /// `IsCurrentState`: the node has converged to `s`: goal = reported = s,
+    /// and (unlike upstream) the keeper was not sent anywhere else since it
+    /// reported. When a goal is set back to the state a node last reported,
+    /// plain equality is ambiguous: its keeper may already be on its way to
+    /// the goal it received in between, and the state machine would act on a
+    /// state the node is no longer in.
     pub fn is(&self, s: NodeState) -> bool {
-        self.goal == s && self.reported == s
+        self.goal == s && self.reported == s && self.confirmed()
+    }
+
+    /// The keeper received the node's current goal.
+    pub fn confirmed(&self) -> bool {
+        self.delivered == self.goal
     }
 
     /// Converged to one of `states`.
     pub fn is_any(&self, states: &[NodeState]) -> bool {
-        self.goal == self.reported && states.contains(&self.goal)
+        self.goal == self.reported && states.contains(&self.goal) && self.confirmed()
     }
 
     /// `IsInPrimaryState`.
     pub fn is_in_primary_state(&self) -> bool {
         use NodeState::*;
-        (self.goal == self.reported && self.goal.can_take_writes())
+        (self.goal == self.reported && self.goal.can_take_writes() && self.confirmed())
             || (matches!(self.goal, ApplySettings | Primary)
                 && matches!(self.reported, Primary | ApplySettings))
     }
@@ -139,12 +153,16 @@ impl Node {
             && (self.reported.belongs_to_primary() || self.reported == NodeState::Demoted)
     }
 
-    /// `IsBeingPromoted`.
+    /// `IsBeingPromoted`. Fixed: also a standby selected by the two-node
+    /// failover (R9) or a manual failover, which upstream did not count, so
+    /// that a second election could start while it was being promoted.
     pub fn is_being_promoted(&self) -> bool {
         use NodeState::*;
         matches!(
             (self.reported, self.goal),
-            (ReportLsn, FastForward)
+            (Secondary, PreparePromotion)
+                | (CatchingUp, PreparePromotion)
+                | (ReportLsn, FastForward)
                 | (ReportLsn, PreparePromotion)
                 | (FastForward, FastForward)
                 | (FastForward, PreparePromotion)
@@ -319,6 +337,21 @@ impl Group {
     /// `FindCandidateNodeBeingPromoted`.
     pub fn candidate_being_promoted(&self) -> Option<&Node> {
         self.active().find(|n| n.is_being_promoted())
+    }
+
+    /// `get_most_advanced_standby`: among the nodes that reported
+    /// `report_lsn` (except `caller`), the one with the highest LSN, then the
+    /// best health, then the lowest id.
+    pub fn most_advanced_reporting_standby(&self, caller: Option<i64>) -> Option<&Node> {
+        self.nodes
+            .iter()
+            .filter(|n| n.reported == NodeState::ReportLsn && Some(n.id) != caller)
+            .min_by(|a, b| {
+                b.lsn
+                    .cmp(&a.lsn)
+                    .then(b.health.as_i32().cmp(&a.health.as_i32()))
+                    .then(a.id.cmp(&b.id))
+            })
     }
 
     /// `IsFailoverInProgress`.

@@ -10,12 +10,16 @@
 //!   of the data is not made `single`, a lone priority-0 node converged in a
 //!   writable state stays `single`, a dead primary converged in
 //!   `wait_primary` (or `single`) is not sent to `draining` nor to
-//!   `demote_timeout` but straight to `demoted` once it is presumed fenced;
+//!   `demote_timeout` but straight to `demoted`, so that it stays down;
+//! * a state another node converged to only proves that node is fenced when
+//!   it was reported after the goal was assigned (a goal set back to the last
+//!   reported state is ambiguous: the keeper may have moved on meanwhile);
 //! * G5 assigns `report_lsn` once, not on every heartbeat (§16 item 4);
 //! * G7 no longer fails every heartbeat of a group without a primary: it
 //!   starts an election (§16 item 5);
-//! * R2 does not send an electing standby back to the old primary while
-//!   another node is already being promoted.
+//! * R1/R2 send a standby parked in `report_lsn` back to a healthy primary
+//!   in any primary state, not only a converged one, and not while another
+//!   node is already being promoted.
 //!
 //! Lease-holding keepers (ours) let R18 finish a failover as soon as the old
 //! primary's lease expired and the new primary stopped streaming from it for
@@ -113,9 +117,11 @@ pub fn proceed(m: &mut Machine<'_>, a: i64) -> Result<bool> {
     reporting_rules(m, a, p)
 }
 
-/// Whether the keeper of `n` implements going from its reported state to `to`.
+/// Whether the keeper of `n` can go to `to` from wherever it is: its reported
+/// state, or its current goal if it already reached it without reporting.
 fn can_reach(n: &crate::Node, to: NodeState) -> bool {
     crate::keeper::can_reach(n.reported, to, n.lease)
+        && crate::keeper::can_reach(n.goal, to, n.lease)
 }
 
 /// G4 and G5: the node is alone in its group.
@@ -127,9 +133,8 @@ fn lone_node(m: &mut Machine<'_>, a: i64) -> Result<bool> {
     if an.candidate_priority > 0 {
         // A node that never received a copy of the data (wait_standby), or
         // is between two states that cannot become a primary, stays put.
-        // Assigned once (and again at registration, which upstream clients
-        // expect as the node's first event), not on every heartbeat.
-        if can_reach(&an, Single) && (an.goal != Single || an.reported == Init) {
+        // Assigned once, not on every heartbeat.
+        if can_reach(&an, Single) && an.goal != Single {
             m.assign(
                 a,
                 Single,
@@ -144,9 +149,7 @@ fn lone_node(m: &mut Machine<'_>, a: i64) -> Result<bool> {
     }
     // Candidate priority 0: a node already serving writes, or initialising
     // as the first node of its group, keeps serving them alone.
-    let serving = an.reported.can_take_writes() && an.reported == an.goal;
-    let initialising = an.goal == Single && an.reported == Init;
-    if serving || initialising {
+    if an.reported.can_take_writes() && an.reported == an.goal {
         m.assign(
             a,
             Single,
@@ -184,8 +187,17 @@ fn reporting_rules(m: &mut Machine<'_>, a: i64, p: Option<i64>) -> Result<bool> 
     let p_healthy = ctx.is_healthy(pn.as_ref());
 
     if let Some(pn) = &pn {
-        // R1
-        if an.is(ReportLsn) && pn.is_any(&[WaitPrimary, JoinPrimary]) && p_healthy {
+        // R1 and R2: back to the primary, which is healthy again. Fixed: also
+        // when the primary is between two primary states (v2.2 required it
+        // converged, so standbys parked in report_lsn could wait forever for a
+        // primary that needed them to converge), and not while another node is
+        // already being promoted.
+        let back = an.is(ReportLsn)
+            && pn.reported.can_take_writes()
+            && pn.goal.can_take_writes()
+            && p_healthy
+            && m.group.candidate_being_promoted().is_none();
+        if back && matches!(pn.reported, WaitPrimary | JoinPrimary) {
             m.assign(
                 a,
                 Secondary,
@@ -198,12 +210,7 @@ fn reporting_rules(m: &mut Machine<'_>, a: i64, p: Option<i64>) -> Result<bool> 
             );
             return Ok(true);
         }
-        // R2 (fixed: not while another node is being promoted).
-        if an.is(ReportLsn)
-            && pn.is(Primary)
-            && p_healthy
-            && m.group.candidate_being_promoted().is_none()
-        {
+        if back {
             m.assign(
                 a,
                 Secondary,
@@ -235,6 +242,20 @@ fn reporting_rules(m: &mut Machine<'_>, a: i64, p: Option<i64>) -> Result<bool> 
     }
 
     let Some(pn) = pn else {
+        // (ours) The candidate promoted and no old primary is left to demote
+        // (upstream only handled this for Citus workers, R20).
+        if an.is(StopReplication) {
+            m.assign(
+                a,
+                WaitPrimary,
+                format!(
+                    "Setting goal state of {} to wait_primary after {} converged to stop_replication.",
+                    NodeRef(&an),
+                    NodeRef(&an)
+                ),
+            );
+            return Ok(true);
+        }
         // R16: promotion candidate and no old primary left to demote.
         if an.is(PreparePromotion) {
             m.assign(
@@ -326,9 +347,20 @@ fn reporting_rules(m: &mut Machine<'_>, a: i64, p: Option<i64>) -> Result<bool> 
                     NodeRef(&pn)
                 ),
             );
-        } else {
+        } else if can_reach(&pn, Demoted) {
             // Upstream issue #1168: the dead primary was converged in
-            // wait_primary, which has no way down through draining.
+            // wait_primary, which has no way down through draining. It goes
+            // straight to demoted so that it stays down if it comes back.
+            m.assign_all(
+                &[(pid, Demoted), (a, PreparePromotion)],
+                format!(
+                    "Setting goal state of {} to demoted and {} to prepare_promotion after {} became unhealthy.",
+                    NodeRef(&pn),
+                    NodeRef(&an),
+                    NodeRef(&pn)
+                ),
+            );
+        } else {
             m.assign(
                 a,
                 PreparePromotion,
@@ -393,9 +425,19 @@ fn reporting_rules(m: &mut Machine<'_>, a: i64, p: Option<i64>) -> Result<bool> 
                     NodeRef(&an)
                 ),
             );
+        } else if can_reach(&pn, Demoted) && pn.goal != Demoted {
+            // An old primary converged in wait_primary (or single) has no
+            // way through demote_timeout: demoted keeps it down.
+            m.assign_all(
+                &[(pid, Demoted), (a, StopReplication)],
+                format!(
+                    "Setting goal state of {} to demoted and {} to stop_replication after {} converged to prepare_promotion.",
+                    NodeRef(&pn),
+                    NodeRef(&an),
+                    NodeRef(&an)
+                ),
+            );
         } else {
-            // The old primary (converged wait_primary or single) keeps its
-            // goal until it is presumed fenced, see R18.
             m.assign(
                 a,
                 StopReplication,
@@ -422,8 +464,14 @@ fn reporting_rules(m: &mut Machine<'_>, a: i64, p: Option<i64>) -> Result<bool> 
     }
     // R18
     if an.is(StopReplication) && old_primary_is_fenced(m, &pn, &an) {
+        // The old primary goes to demoted when its keeper can; one already
+        // on its way to an election (report_lsn) joins the new primary later.
+        let mut assignments = vec![(a, WaitPrimary)];
+        if can_reach(&pn, Demoted) {
+            assignments.push((pid, Demoted));
+        }
         m.assign_all(
-            &[(a, WaitPrimary), (pid, Demoted)],
+            &assignments,
             format!(
                 "Setting goal state of {} to wait_primary and {} to demoted after the demote timeout expired.",
                 NodeRef(&an),
@@ -500,7 +548,12 @@ fn reporting_rules(m: &mut Machine<'_>, a: i64, p: Option<i64>) -> Result<bool> 
 /// writes.
 fn old_primary_is_fenced(m: &Machine<'_>, p: &crate::Node, a: &crate::Node) -> bool {
     let ctx = m.ctx;
-    if p.is(DemoteTimeout) {
+    // Its keeper confirmed that Postgres is stopped, or restarted as a
+    // standby, after it was told to.
+    if p.is(DemoteTimeout) || p.is(Demoted) {
+        return true;
+    }
+    if !p.reported.can_take_writes() && !p.goal.can_take_writes() && p.confirmed() {
         return true;
     }
     if p.lease {
@@ -513,9 +566,10 @@ fn old_primary_is_fenced(m: &Machine<'_>, p: &crate::Node, a: &crate::Node) -> b
     if p.goal == DemoteTimeout {
         return ctx.is_drain_time_expired(Some(p));
     }
-    // An old primary whose goal stayed writable (converged in wait_primary
-    // or single when it died): presumed down after primary_demote_timeout.
-    p.goal.can_take_writes()
-        && ctx.is_unhealthy(Some(p))
-        && ctx.elapsed(a.state_change_time, ctx.settings.primary_demote_timeout_ms)
+    // Upstream keepers: presumed down after primary_demote_timeout.
+    ctx.is_unhealthy(Some(p))
+        && ctx.elapsed(
+            p.state_change_time.max(a.state_change_time),
+            ctx.settings.primary_demote_timeout_ms,
+        )
 }

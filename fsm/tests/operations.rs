@@ -222,6 +222,7 @@ fn candidate_priority_and_quorum_changes_go_through_apply_settings() {
     let p = s.group.node_mut(1).unwrap();
     p.goal = ApplySettings;
     p.reported = ApplySettings;
+    p.delivered = ApplySettings;
     let err = s
         .op(|c, g| api::set_node_candidate_priority(c, g, "node3", 10))
         .unwrap_err();

@@ -28,6 +28,7 @@ fn group(states: &[(NodeState, NodeState)]) -> Group {
             n.lsn = Lsn(0x1000000);
             n.candidate_priority = 50;
             n.sysidentifier = Some(42);
+            n.delivered = goal;
             n
         })
         .collect();
@@ -283,12 +284,15 @@ const CASES: &[Case] = &[
         events: &[],
     },
     Case {
-        rule: "R9 (fixed, upstream #1168) dead primary converged wait_primary",
+        rule: "R9 (fixed, upstream #1168) dead primary converged wait_primary: demoted",
         nodes: &[(WaitPrimary, WaitPrimary), (Secondary, Secondary)],
         setup: |g| dead(g, 1),
         active: 2,
-        goals: &[Some(WaitPrimary), Some(PreparePromotion)],
-        events: &["Setting goal state of N2 to prepare_promotion after N1 became unhealthy."],
+        goals: &[Some(Demoted), Some(PreparePromotion)],
+        events: &[
+            "Setting goal state of N1 to demoted and N2 to prepare_promotion after N1 became unhealthy.",
+            "Setting goal state of N1 to demoted and N2 to prepare_promotion after N1 became unhealthy.",
+        ],
     },
     Case {
         rule: "R10 wait_maintenance, primary converged wait_primary",
@@ -326,12 +330,15 @@ const CASES: &[Case] = &[
         ],
     },
     Case {
-        rule: "R15 (fixed) old primary converged wait_primary keeps its goal",
+        rule: "R15 (fixed) old primary converged wait_primary: demoted",
         nodes: &[(WaitPrimary, WaitPrimary), (PreparePromotion, PreparePromotion)],
         setup: |g| dead(g, 1),
         active: 2,
-        goals: &[Some(WaitPrimary), Some(StopReplication)],
-        events: &["Setting goal state of N2 to stop_replication after N2 converged to prepare_promotion."],
+        goals: &[Some(Demoted), Some(StopReplication)],
+        events: &[
+            "Setting goal state of N1 to demoted and N2 to stop_replication after N2 converged to prepare_promotion.",
+            "Setting goal state of N1 to demoted and N2 to stop_replication after N2 converged to prepare_promotion.",
+        ],
     },
     Case {
         rule: "R16 prepare_promotion, no old primary: wait_primary",
@@ -425,6 +432,7 @@ const CASES: &[Case] = &[
         nodes: &[(WaitPrimary, WaitPrimary), (StopReplication, StopReplication)],
         setup: |g| {
             dead(g, 1);
+            g.node_mut(1).unwrap().state_change_time = NOW - ms(40_000);
             g.node_mut(2).unwrap().state_change_time = NOW - ms(30_000);
         },
         active: 2,

@@ -199,18 +199,29 @@ fn bug_unreachable_goal_for_a_dead_wait_primary() {
     // ...and the primary dies before it could go back to primary.
     s.report_down(1, WaitPrimary);
     assert_eq!(s.report(2, Secondary), PreparePromotion);
-    assert_eq!(s.goal(1), WaitPrimary, "no draining for a wait_primary");
-    assert_eq!(s.report(2, PreparePromotion), StopReplication);
     assert_eq!(
         s.goal(1),
-        WaitPrimary,
-        "no demote_timeout for an upstream keeper"
+        Demoted,
+        "no draining for a wait_primary: demoted, an edge it has"
     );
+    assert_eq!(s.report(2, PreparePromotion), StopReplication);
     s.report(2, StopReplication);
     s.health(1, Health::Bad);
-    s.advance(30_000);
+    s.advance(29_000);
+    assert_eq!(
+        s.report(2, StopReplication),
+        StopReplication,
+        "not presumed down yet"
+    );
+    s.advance(1_000);
     assert_eq!(s.report(2, StopReplication), WaitPrimary);
-    assert_eq!(s.goal(1), Demoted, "wait_primary -> demoted exists");
+    assert_eq!(
+        s.report_down(1, Demoted),
+        Demoted,
+        "waits for the new primary"
+    );
+    s.report(2, WaitPrimary);
+    assert_eq!(s.report_down(1, Demoted), CatchingUp);
 }
 
 /// Registration: v2.2 refused a first node with candidate priority 0 with

@@ -362,6 +362,7 @@ fn upstream_switchover_notifications_are_reproduced_byte_for_byte() {
         n.health = Health::Good;
         n.lsn = Lsn(if primary { 0x5061610 } else { 0x5061688 });
         n.report_time = s.now;
+        n.delivered = n.goal;
     }
     s.group.formation.number_sync_standbys = 1;
     s.wal = 0x5061688;

@@ -2,8 +2,9 @@
 //! and switchovers (spec/monitor.md §8.1, §8.2).
 //!
 //! Departure from v2.2 (§16 item 15): a failover is refused when no standby
-//! could be promoted: with two nodes the standby must be healthy and have a
-//! candidate priority above 0 (v2.2 promoted a priority-0 standby), with
+//! could be promoted: with two nodes the standby must be healthy, within
+//! `promote_wal_log_threshold` of the primary like an automatic failover, and
+//! have a candidate priority above 0 (v2.2 promoted a priority-0 standby), with
 //! more nodes at least one healthy secondary with a priority above 0 must
 //! exist (v2.2 drained the primary and then found nobody to elect).
 
@@ -86,6 +87,20 @@ fn failover(m: &mut Machine<'_>) -> Result<()> {
                 ),
             )
             .hint("raise it first with pg_autoctl set node candidate-priority"));
+        }
+        let threshold = m.ctx.settings.promote_wal_log_threshold;
+        if !crate::health::wal_difference_within(Some(&o), Some(&x), threshold) {
+            return Err(MonitorError::new(
+                SqlState::NOT_IN_PREREQUISITE_STATE,
+                format!(
+                    "cannot fail over: standby {} reported LSN {}, more than pgautofailover.promote_wal_log_threshold ({}) behind the primary at {}",
+                    NodeRef(&o),
+                    o.lsn,
+                    threshold,
+                    x.lsn
+                ),
+            )
+            .hint("wait for the standby to catch up, see pg_autoctl show state"));
         }
         if !m.ctx.is_healthy(Some(&o)) {
             return Err(MonitorError::new(

@@ -40,11 +40,19 @@ pub fn set_health(
 }
 
 /// Evaluate the group once for each node whose keeper is still reporting,
-/// as if it had just repeated its last report. Returns whether any goal
-/// state or priority changed.
+/// as if it had just repeated its last report. Returns whether it decided
+/// anything: a goal state, a priority, a deletion or a formation setting.
 pub fn evaluate_group(ctx: &Context, group: &mut Group) -> Result<Outcome<bool>> {
+    let decisions = |g: &Group| {
+        let nodes: Vec<_> = g
+            .nodes
+            .iter()
+            .map(|n| (n.id, n.goal, n.candidate_priority))
+            .collect();
+        (nodes, g.formation.clone())
+    };
     transaction(ctx, group, |m| {
-        let before = m.group.clone();
+        let before = decisions(m.group);
         for id in m.group.active_ids() {
             let reporting = m
                 .group
@@ -54,6 +62,6 @@ pub fn evaluate_group(ctx: &Context, group: &mut Group) -> Result<Outcome<bool>>
                 rules::proceed(m, id)?;
             }
         }
-        Ok(*m.group != before)
+        Ok(decisions(m.group) != before)
     })
 }

@@ -98,6 +98,10 @@ pub fn node_active(
 
         let n = m.group.node_mut(report.node_id).expect("looked up above");
         n.reported = report.state;
+        if report.state == n.goal {
+            // A keeper only reaches a state it was sent to.
+            n.delivered = n.goal;
+        }
         n.report_time = now;
         n.pg_is_running = report.pg_is_running;
         n.rep_state = rep_state;
@@ -117,6 +121,9 @@ pub fn node_active(
 
         rules::proceed(m, report.node_id)?;
 
+        if let Some(n) = m.group.node_mut(report.node_id) {
+            n.delivered = n.goal;
+        }
         Ok(match m.group.node(report.node_id) {
             Some(n) => Assignment {
                 node_id: n.id,

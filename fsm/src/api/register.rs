@@ -164,7 +164,26 @@ pub fn register_node(
             ));
         }
 
+        let before = m.effects.len();
         rules::proceed(m, req.node_id)?;
+        let noted = m.effects[before..]
+            .iter()
+            .any(|e| matches!(e, crate::Effect::Event { node, .. } if node.id == req.node_id));
+        if goal == NodeState::Single && !noted {
+            // The first event clients see for the first node of a group.
+            let n = m.group.node(req.node_id).cloned().expect("just inserted");
+            m.assign(
+                n.id,
+                NodeState::Single,
+                format!(
+                    "Setting goal state of {} to single as there is no other node.",
+                    NodeRef(&n)
+                ),
+            );
+        }
+        if let Some(n) = m.group.node_mut(req.node_id) {
+            n.delivered = n.goal;
+        }
         Ok(m.group.node(req.node_id).cloned().unwrap_or(node))
     })
 }
