@@ -53,7 +53,11 @@ pub fn proceed(m: &mut Machine<'_>, a: i64, p: Option<i64>) -> Result<bool> {
             continue;
         }
         if m.ctx.is_unhealthy(Some(&n)) && !m.ctx.is_reporting(Some(&n)) {
-            if n.replication_quorum && n.reported != ReportLsn {
+            // A silent quorum node may hold the most recent commits, unless
+            // it is converged in report_lsn: then the LSN it reported is
+            // final. (Fixed: upstream trusted the reported state alone, also
+            // for a node sent back to follow the primary since.)
+            if n.replication_quorum && !n.is(ReportLsn) {
                 missing += 1;
             }
             continue;

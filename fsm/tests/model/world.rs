@@ -33,6 +33,9 @@ pub struct Keeper {
     /// Until when (exclusive) the keeper holds its lease, by its own clock:
     /// one tick before the monitor considers it expired.
     pub lease_until: i64,
+    /// Postgres is stopped because the keeper fenced it (not because it
+    /// failed): reported as running, restarted once the lease is renewed.
+    pub fenced: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -146,6 +149,7 @@ impl World {
                     current: s,
                     assigned: s,
                     lease_until: now + 2 * TICK - TICK,
+                    fenced: false,
                 }
             })
             .collect();
@@ -188,7 +192,7 @@ impl World {
             node_id: World::id(i),
             group_id: 0,
             state: self.keepers[i].current,
-            pg_is_running: pg.running,
+            pg_is_running: pg.running || self.keepers[i].fenced,
             tli: if pg.data { pg.tli() } else { 0 },
             lsn: if pg.data { Lsn(pg.lsn()) } else { Lsn::ZERO },
             rep_state: String::new(),
@@ -332,7 +336,10 @@ impl World {
             Act::Step(i) => self.step(i)?,
             // Immediate shutdown; the keeper keeps its state and restarts
             // Postgres once its lease is renewed with a writable goal.
-            Act::Fence(i) => self.stop(i),
+            Act::Fence(i) => {
+                self.stop(i);
+                self.keepers[i].fenced = true;
+            }
             Act::Stream(i) => {
                 let u = self.pgs[i].upstream.expect("enabled only with an upstream");
                 self.pgs[i].wal = self.pgs[u].wal.clone();
@@ -357,6 +364,7 @@ impl World {
             Act::Crash(i) => {
                 self.budget.crashes -= 1;
                 self.keepers[i].alive = false;
+                self.keepers[i].fenced = false;
                 self.stop(i);
             }
             Act::Restart(i) => {
@@ -503,6 +511,7 @@ impl World {
             return Ok(());
         }
         let saved = self.pgs[i].clone();
+        self.keepers[i].fenced = false;
         for a in t.actions {
             if !self.action(i, *a) {
                 // The transition failed: Postgres may have been changed by
@@ -529,6 +538,7 @@ impl World {
                 let pg = &self.pgs[i];
                 if !pg.running && self.lease_valid(i) && !pg.recovery {
                     self.pgs[i].running = true;
+                    self.keepers[i].fenced = false;
                 }
             }
             Expect::FollowingPrimary => {
@@ -788,8 +798,14 @@ impl World {
         let mut log: Vec<String> = vec![];
         let run = |w: &mut World, act: Act, log: &mut Vec<String>| -> Result<(), String> {
             let before = w.summary();
-            w.apply(act)?;
-            w.check()?;
+            let tail = |log: &Vec<String>| log[log.len().saturating_sub(30)..].join("\n");
+            w.apply(act).and_then(|_| w.check()).map_err(|e| {
+                format!(
+                    "{e}\nrecovery steps (last changes):\n{}\n  {act:?}\n    {}",
+                    tail(log),
+                    w.summary()
+                )
+            })?;
             let after = w.summary();
             if after != before {
                 log.push(format!("  {act:?}\n    {after}"));
