@@ -831,6 +831,14 @@ mod tests {
     }
 
     #[test]
+    fn the_example_file_is_valid() {
+        let text = include_str!("../pg_autoproxy.example.toml");
+        let c = Config::from_toml(text, &Overrides::default()).unwrap();
+        assert_eq!(c.listeners.len(), 2);
+        assert_eq!(c.monitor.grace_period, Duration::from_secs(30));
+    }
+
+    #[test]
     fn flags_override_the_file_and_add_a_listener() {
         let o = Overrides {
             monitor: Some("postgres://other/db".into()),

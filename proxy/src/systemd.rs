@@ -15,7 +15,6 @@ pub(crate) fn unit(binary: &Path, config: &Path, drain_timeout_secs: u64) -> Str
 #          systemctl daemon-reload && systemctl enable --now pg_autoproxy
 [Unit]
 Description=pg_autoproxy (failover-aware Postgres proxy for pg_auto_failover)
-Documentation=man:pg_autoproxy(1)
 After=network-online.target
 Wants=network-online.target
 

@@ -111,6 +111,18 @@ pub(crate) enum MonitorError {
     Row(String),
 }
 
+/// An error with its sources ("db error: ERROR: …" rather than "db error").
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
 enum Event {
     Notification(String),
     Closed(String),
@@ -347,7 +359,7 @@ async fn connect(
         ($tls:expr) => {{
             let (client, connection) = match tokio::time::timeout(limit, pg.connect($tls)).await {
                 Ok(Ok(c)) => c,
-                Ok(Err(e)) => return Err(MonitorError::Connect(e.to_string())),
+                Ok(Err(e)) => return Err(MonitorError::Connect(chain(&e))),
                 Err(_) => return Err(MonitorError::Timeout("connect")),
             };
             let handle = tokio::spawn(drive(connection, tx));
@@ -386,7 +398,7 @@ async fn drive<S, T>(
             Some(Ok(AsyncMessage::Notice(n))) => tracing::debug!("monitor notice: {}", n.message()),
             Some(Ok(_)) => {}
             Some(Err(e)) => {
-                let _ = tx.send(Event::Closed(e.to_string()));
+                let _ = tx.send(Event::Closed(chain(&e)));
                 return;
             }
             None => {
@@ -433,17 +445,7 @@ async fn refresh<'a>(
         }
         let before = g.load();
         let change = g.apply(nodes);
-        if change.primary_changed {
-            let after = g.load();
-            match &after.primary {
-                Ok(b) => tracing::info!(group = %g.key, primary = %b, "primary is now routable"),
-                Err(why) => tracing::warn!(group = %g.key, "no primary: {why}"),
-            }
-        } else if before.primary.as_ref().err() != g.load().primary.as_ref().err() {
-            if let Err(why) = &g.load().primary {
-                tracing::info!(group = %g.key, "still no primary: {why}");
-            }
-        }
+        log_transition(g, &before, &g.load());
         if change.fenced_sessions > 0 {
             tracing::warn!(
                 group = %g.key,
@@ -454,6 +456,20 @@ async fn refresh<'a>(
         }
     }
     Ok(())
+}
+
+/// Log what changed for clients of `g` (INFO when routing works, WARN when
+/// it stops).
+fn log_transition(g: &GroupRoute, before: &crate::route::Snapshot, after: &crate::route::Snapshot) {
+    match (&before.primary, &after.primary) {
+        (Ok(a), Ok(b)) if Arc::ptr_eq(a, b) => {}
+        (_, Ok(b)) => tracing::info!(group = %g.key, primary = %b, "routing to primary"),
+        (Ok(a), Err(why)) => tracing::warn!(group = %g.key, old = %a, "no primary: {why}"),
+        (Err(old), Err(why)) if old != why => {
+            tracing::info!(group = %g.key, "still no primary: {why}")
+        }
+        (Err(_), Err(_)) => {}
+    }
 }
 
 /// Decode one `current_state` row.
