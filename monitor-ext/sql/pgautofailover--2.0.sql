@@ -13,6 +13,9 @@ BEGIN
 END
 $body$;
 
+-- As upstream: the extension itself belongs to the schema it is created in
+-- (public, as \dx shows), its objects to the schema it creates.
+CREATE SCHEMA pgautofailover;
 GRANT USAGE ON SCHEMA pgautofailover TO autoctl_node;
 
 CREATE TYPE pgautofailover.replication_state AS ENUM
@@ -141,12 +144,15 @@ CREATE TABLE pgautofailover.node
  -- every report updates a row: leave room for HOT updates
  WITH (fillfactor = 25);
 
--- Ours: the keeper lease (see README.md). Not part of the upstream catalog.
+-- Ours: what the monitor knows of each keeper beyond the upstream catalog
+-- (see README.md): whether it renews a lease, and the goal it last received
+-- (NULL: its current goal).
 CREATE TABLE pgautofailover.node_lease
  (
-    nodeid bigint PRIMARY KEY
-           REFERENCES pgautofailover.node(nodeid) ON DELETE CASCADE,
-    lease  boolean NOT NULL DEFAULT false
+    nodeid    bigint PRIMARY KEY
+              REFERENCES pgautofailover.node(nodeid) ON DELETE CASCADE,
+    lease     boolean NOT NULL DEFAULT false,
+    delivered pgautofailover.replication_state
  );
 
 CREATE TABLE pgautofailover.event

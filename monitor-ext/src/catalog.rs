@@ -1,5 +1,6 @@
 //! Reading the catalog into the state machine's types: a formation row, and
-//! a group of nodes (dropped ones included, by node id) with their leases.
+//! a group of nodes (dropped ones included, by node id) with what we keep
+//! about their keepers (lease, goal last delivered).
 //!
 //! Queries run through [`crate::spi::run`]: cached plans, and a fresh
 //! snapshot per query once the formation row is locked.
@@ -27,7 +28,8 @@ const GROUP: &str = "SELECT n.nodeid, n.groupid, n.nodename, n.nodehost, n.nodep
      n.sysidentifier, n.goalstate::text, n.reportedstate::text, n.reportedpgisrunning, \
      n.reportedrepstate, n.reporttime, n.reportedtli, n.reportedlsn::text, n.walreporttime, \
      n.health, n.healthchecktime, n.statechangetime, n.candidatepriority, \
-     n.replicationquorum, n.nodecluster, coalesce(l.lease, false) \
+     n.replicationquorum, n.nodecluster, coalesce(l.lease, false), \
+     coalesce(l.delivered, n.goalstate)::text \
      FROM pgautofailover.node n LEFT JOIN pgautofailover.node_lease l USING (nodeid) \
      WHERE n.formationid = $1 AND n.groupid = $2 ORDER BY n.nodeid";
 
@@ -112,6 +114,7 @@ fn node_from(row: &SpiHeapTupleData<'_>) -> Result<Node> {
         replication_quorum: req(row, 19, "node.replicationquorum")?,
         cluster: req(row, 20, "node.nodecluster")?,
         lease: req(row, 21, "node_lease.lease")?,
+        delivered: state(&req::<String>(row, 22, "node_lease.delivered")?)?,
     })
 }
 

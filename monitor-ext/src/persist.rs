@@ -85,10 +85,12 @@ fn insert_node(client: &mut SpiClient<'_>, formation: &str, n: &Node) -> Result<
 fn set_lease(client: &mut SpiClient<'_>, n: &Node) -> Result<()> {
     crate::spi::run(
         client,
-        "INSERT INTO pgautofailover.node_lease (nodeid, lease) VALUES ($1, $2) \
-             ON CONFLICT (nodeid) DO UPDATE SET lease = excluded.lease",
+        "INSERT INTO pgautofailover.node_lease (nodeid, lease, delivered) \
+              VALUES ($1, $2, $3::text::pgautofailover.replication_state) \
+             ON CONFLICT (nodeid) DO UPDATE \
+                   SET lease = excluded.lease, delivered = excluded.delivered",
         None,
-        &[n.id.into(), n.lease.into()],
+        &[n.id.into(), n.lease.into(), n.delivered.as_str().into()],
     )?;
     Ok(())
 }
@@ -125,17 +127,18 @@ pub fn group(client: &mut SpiClient<'_>, before: &Group, after: &Group) -> Resul
         match before.node(new.id) {
             None => {
                 insert_node(client, &f.id, new)?;
-                if new.lease {
+                if new.lease || new.delivered != new.goal {
                     set_lease(client, new)?;
                 }
             }
             Some(old) => {
                 let mut old_cmp = old.clone();
                 old_cmp.lease = new.lease;
+                old_cmp.delivered = new.delivered;
                 if old_cmp != *new {
                     update_node(client, new)?;
                 }
-                if old.lease != new.lease {
+                if old.lease != new.lease || old.delivered != new.delivered {
                     set_lease(client, new)?;
                 }
             }

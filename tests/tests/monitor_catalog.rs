@@ -118,7 +118,12 @@ async fn tables_match_upstream_d() {
         lease,
         vec![
             ("nodeid".into(), "bigint".into(), true),
-            ("lease".into(), "boolean".into(), true)
+            ("lease".into(), "boolean".into(), true),
+            (
+                "delivered".into(),
+                "pgautofailover.replication_state".into(),
+                false
+            )
         ]
     );
 }
@@ -262,6 +267,18 @@ async fn versions_and_upgrades() {
         (row.get::<_, String>(0), row.get::<_, String>(1)),
         ("2.0".to_string(), "2.0".to_string())
     );
+    // As \dx shows upstream: the extension in public, its objects in the
+    // schema pgautofailover it creates.
+    let schema: String = c
+        .query_one(
+            "SELECT n.nspname::text FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace \
+              WHERE e.extname = 'pgautofailover'",
+            &[],
+        )
+        .await
+        .expect("extnamespace")
+        .get(0);
+    assert_eq!(schema, "public");
     c.batch_execute("ALTER EXTENSION pgautofailover UPDATE TO '2.2'")
         .await
         .expect("update to 2.2");
