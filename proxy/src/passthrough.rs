@@ -290,9 +290,10 @@ where
         self
     }
 
-    /// Return [`RelayEnd::StartupDone`] once the startup scan ends.
+    /// Return [`RelayEnd::StartupDone`] once the startup scan ends (for an
+    /// opaque session: once the preloaded bytes are out).
     pub(crate) fn stop_after_startup(mut self, stop: bool) -> Self {
-        self.stop_after_startup = stop && self.scanner.is_some();
+        self.stop_after_startup = stop;
         self
     }
 

@@ -427,6 +427,10 @@ impl GroupRoute {
         };
         let decision = decide(&rows);
         let mut change = Change::default();
+        // Backends that lost their role. They are fenced only after the new
+        // snapshot is published: a connection that picks a node after that
+        // cannot get them, one that picked before is registered and fenced.
+        let mut lost: Vec<Arc<Backend>> = Vec::new();
 
         // Primary role.
         let new_primary = decision.primary.as_ref().ok().copied();
@@ -434,12 +438,9 @@ impl GroupRoute {
             matches!((&w.primary, new_primary), (Some(b), Some(i)) if b.key() == rows[i].key());
         if !same {
             let old = w.primary.take();
-            if let Some(b) = &old {
-                change.fenced_sessions += b.sessions.close(FenceReason::RoleLost);
-                change.fenced_backends.push(b.to_string());
-            }
             w.primary = new_primary.map(|i| Arc::new(Backend::new(&rows[i])));
             change.primary_changed = old.is_some() || w.primary.is_some();
+            lost.extend(old);
         }
 
         // Secondary role.
@@ -455,13 +456,7 @@ impl GroupRoute {
             .cloned()
             .collect();
         for k in stale {
-            if let Some(b) = w.secondaries.remove(&k) {
-                let n = b.sessions.close(FenceReason::RoleLost);
-                if n > 0 {
-                    change.fenced_sessions += n;
-                    change.fenced_backends.push(b.to_string());
-                }
-            }
+            lost.extend(w.secondaries.remove(&k));
         }
         for (k, &i) in &keep {
             w.secondaries
@@ -485,6 +480,13 @@ impl GroupRoute {
             self.metrics.route_changes.inc();
         }
         self.publish(&w, secondaries);
+        for b in lost {
+            let n = b.sessions.close(FenceReason::RoleLost);
+            if n > 0 {
+                change.fenced_sessions += n;
+                change.fenced_backends.push(b.to_string());
+            }
+        }
         change
     }
 
@@ -495,19 +497,24 @@ impl GroupRoute {
             return Change::default();
         };
         let mut change = Change::default();
+        let mut lost: Vec<Arc<Backend>> = Vec::new();
         if fence {
             if let Some(b) = w.primary.take() {
-                change.fenced_sessions += b.sessions.close(FenceReason::MonitorLost);
-                change.fenced_backends.push(b.to_string());
                 change.primary_changed = true;
                 self.metrics.route_changes.inc();
+                lost.push(b);
             }
-            for (_, b) in w.secondaries.drain() {
-                change.fenced_sessions += b.sessions.close(FenceReason::MonitorLost);
-            }
+            lost.extend(w.secondaries.drain().map(|(_, b)| b));
         }
         w.monitor_down_since = Some(since);
         self.publish(&w, Vec::new());
+        for b in lost {
+            let n = b.sessions.close(FenceReason::MonitorLost);
+            if n > 0 {
+                change.fenced_sessions += n;
+                change.fenced_backends.push(b.to_string());
+            }
+        }
         change
     }
 

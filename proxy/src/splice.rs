@@ -1,5 +1,6 @@
-//! Zero-copy relay with splice(2) for plaintext TCP↔TCP sessions after the
-//! startup phase (`relay = "splice"`, Linux only).
+//! Zero-copy relay with splice(2) for TCP↔TCP sessions (`relay = "splice"`,
+//! Linux only): plaintext sessions after their startup phase, passed-through
+//! TLS/GSS sessions from the start. Not used when the proxy terminates TLS.
 //!
 //! Each direction moves bytes socket → pipe → socket inside the kernel; the
 //! pipe is always drained before the next read, so a splice into it never

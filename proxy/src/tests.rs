@@ -522,10 +522,11 @@ async fn bulk_results_survive_back_pressure() {
     assert_eq!(which_node(&client).await, "node_a");
 }
 
-#[tokio::test]
-async fn ssl_request_is_passed_through_to_the_node() {
+async fn ssl_passthrough(relay: crate::config::RelayMode) {
     let a = FakeNode::start("node_a", b'S').await;
-    let p = start_proxy(Role::ReadWrite, Duration::from_secs(5)).await;
+    let mut st = settings(Duration::from_secs(5));
+    st.relay = relay;
+    let p = start_proxy_with(Role::ReadWrite, st, TlsMode::Passthrough).await;
     p.group.apply(vec![a.row(1, Primary, Primary)]);
     let mut s = TcpStream::connect(p.addr).await.unwrap();
     s.write_all(&code_packet(SSL_REQUEST_CODE)).await.unwrap();
@@ -533,11 +534,23 @@ async fn ssl_request_is_passed_through_to_the_node() {
     within(s.read_exact(&mut answer)).await.unwrap();
     assert_eq!(&answer, b"S");
     // From here the bytes are opaque (the fake node echoes them).
-    let hello = b"\x16\x03\x01 pretend this is a ClientHello";
-    s.write_all(hello).await.unwrap();
-    let mut back = vec![0u8; hello.len()];
-    within(s.read_exact(&mut back)).await.unwrap();
-    assert_eq!(&back, hello);
+    for round in 0..3 {
+        let hello = format!("\x16\x03\x01 pretend this is TLS record {round}").repeat(500);
+        s.write_all(hello.as_bytes()).await.unwrap();
+        let mut back = vec![0u8; hello.len()];
+        within(s.read_exact(&mut back)).await.unwrap();
+        assert_eq!(back, hello.as_bytes());
+    }
+}
+
+#[tokio::test]
+async fn ssl_request_is_passed_through_to_the_node() {
+    ssl_passthrough(crate::config::RelayMode::Copy).await;
+}
+
+#[tokio::test]
+async fn ssl_passthrough_sessions_can_use_splice() {
+    ssl_passthrough(crate::config::RelayMode::Splice).await;
 }
 
 #[tokio::test]
