@@ -69,8 +69,9 @@ pub fn proceed(m: &mut Machine<'_>, a: i64, p: Option<i64>) -> Result<bool> {
             }
         } else if n.goal == ReportLsn {
             missing += 1;
-        } else if n.is(JoinSecondary)
+        } else if n.goal == JoinSecondary
             && m.group.candidate_being_promoted().is_none()
+            && crate::keeper::can_reach(n.reported, ReportLsn, n.lease)
             && crate::keeper::can_reach(JoinSecondary, ReportLsn, n.lease)
         {
             // (ours) It was waiting for a candidate that is no longer being
