@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Run every test of the repository: setup, the unit tests and the model
+# check of the workspace, the monitor extension's own checks, then the
+# integration tests against real Postgres processes.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/setup.sh
+monitor-ext/install.sh
+
+echo "== workspace tests (no Postgres needed)"
+cargo nextest run --workspace --no-fail-fast
+
+echo "== monitor extension: sans-I/O health-check tests"
+(cd monitor-ext && cargo test --quiet -p pgaf-healthcheck)
+
+echo "== integration tests against real Postgres"
+cargo nextest run -p pgaf-tests --features integration --no-fail-fast --test-threads 2
