@@ -120,7 +120,7 @@ fn base_case(r: &mut Rng) -> Vec<u8> {
 
 fn mutate(r: &mut Rng, mut v: Vec<u8>) -> Vec<u8> {
     for _ in 0..r.below(4) {
-        match r.below(7) {
+        match r.below(8) {
             0 if !v.is_empty() => {
                 let i = r.below(v.len());
                 v[i] ^= 1 << r.below(8);
@@ -150,6 +150,20 @@ fn mutate(r: &mut Rng, mut v: Vec<u8>) -> Vec<u8> {
             5 => {
                 if let Some(i) = v.iter().rposition(|&b| b == 0) {
                     v.remove(i);
+                }
+            }
+            6 if v.len() > 9 => {
+                // Insert a (possibly empty) duplicate parameter.
+                let at = 8 + r.below(v.len() - 8);
+                let dup: &[u8] = if r.below(2) == 0 {
+                    b"user\0\0"
+                } else {
+                    b"user\0x\0"
+                };
+                v.splice(at..at, dup.iter().copied());
+                if r.below(2) == 0 {
+                    let len = v.len() as u32;
+                    v[..4].copy_from_slice(&len.to_be_bytes());
                 }
             }
             _ => {}
@@ -278,7 +292,19 @@ fn startup_parser_survives_structured_fuzzing() {
 
 #[test]
 fn known_regressions() {
+    // The input cargo-fuzz reduced the duplicate-user bug from.
+    let crash: &[u8] = &[
+        0, 0, 0, 152, 0, 3, 0, 46, 93, 21, 0, 250, 0, 75, 248, 255, 255, 0, 37, 0, 117, 115, 101,
+        114, 0, 42, 240, 0, 37, 0, 3, 0, 255, 255, 255, 255, 255, 0, 250, 0, 75, 248, 255, 255, 0,
+        37, 0, 117, 115, 101, 114, 0, 42, 240, 0, 46, 93, 21, 0, 250, 0, 75, 248, 255, 255, 0, 37,
+        0, 117, 115, 101, 114, 0, 42, 240, 0, 37, 0, 3, 0, 255, 255, 255, 255, 255, 0, 250, 0, 75,
+        248, 255, 255, 0, 37, 0, 117, 115, 101, 114, 0, 0, 240, 37, 42, 0, 250, 0, 75, 248, 255,
+        255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+        255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 46, 2, 255, 11, 39, 192, 255,
+        8, 0, 5, 0, 0,
+    ];
     for data in [
+        crash,
         &[][..],
         &[0x16],
         &[0, 0, 0, 8, 4, 210, 22, 47],        // SSLRequest
@@ -286,8 +312,14 @@ fn known_regressions() {
         &[0, 0, 39, 16],                      // exactly the cap, incomplete
         &[0, 0, 0, 9, 0, 3, 0, 0, 0],         // terminator only: no user
         &[255, 255, 255, 255, 0, 3, 0, 0],
+        // cargo-fuzz: duplicate `user`, the last one empty.
+        b"\0\0\0\x16\0\x03\0\0user\0a\0user\0\0\0",
     ] {
         proxy::fuzzing::startup_packet(data);
         proxy::fuzzing::backend_scan(data, 1);
     }
+    assert!(matches!(
+        classify(b"\0\0\0\x16\0\x03\0\0user\0a\0user\0\0\0"),
+        Classified::Refused { sqlstate: "28000" }
+    ));
 }

@@ -219,8 +219,9 @@ fn parse_params(minor: u16, block: &[u8]) -> Result<StartupMessage<'_>, StartupE
             .iter()
             .position(|&b| b == 0)
             .ok_or(StartupError::Layout)?;
-        if &rest[..name_end] == b"user" && value_len > 0 {
-            has_user = true;
+        if &rest[..name_end] == b"user" {
+            // The last value wins, as in Postgres.
+            has_user = value_len > 0;
         }
         offset += value_start + value_len + 1;
     }
@@ -513,6 +514,12 @@ pub(crate) mod tests {
         );
         assert_eq!(parse(&with_body(b"user\0\0\0")), Err(StartupError::NoUser));
         assert_eq!(parse(&with_body(b"\0")), Err(StartupError::NoUser));
+        // Found by cargo-fuzz: the last `user` wins, and it is empty.
+        assert_eq!(
+            parse(&with_body(b"user\0a\0user\0\0\0")),
+            Err(StartupError::NoUser)
+        );
+        assert!(parse(&with_body(b"user\0\0user\0a\0\0")).unwrap().is_some());
         assert_eq!(StartupError::NoUser.sqlstate(), "28000");
         assert_eq!(StartupError::Layout.sqlstate(), "08P01");
     }
