@@ -521,3 +521,98 @@ pub(crate) mod tests_support {
         super::tls::MakeRustls { config }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::route::tests::row;
+    use crate::route::{RouteRegistry, Unavailable};
+    use pgaf_fsm::NodeState::*;
+
+    fn config(grace: Duration) -> MonitorConfig {
+        MonitorConfig {
+            // Nothing listens on port 1: every attempt fails at once.
+            uri: "postgres://nobody@127.0.0.1:1/pg_auto_failover?sslmode=disable".into(),
+            refresh_interval: Duration::from_secs(5),
+            query_timeout: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(5),
+            grace_period: grace,
+            reconnect_backoff_max: Duration::from_secs(5),
+            fence_on_monitor_loss: false,
+        }
+    }
+
+    #[test]
+    fn notifications_mark_their_group_only() {
+        let routes = RouteRegistry::default();
+        let g0 = routes.get_or_create(&GroupKey {
+            formation: "default".into(),
+            group: 0,
+        });
+        let g1 = routes.get_or_create(&GroupKey {
+            formation: "default".into(),
+            group: 1,
+        });
+        let groups = vec![g0.clone(), g1.clone()];
+        let mut dirty = BTreeSet::new();
+        mark(
+            r#"{"type": "state", "formation": "default", "groupId": 1, "nodeId": 2, "name": "b", "host": "h", "port": 5432, "reportedState": "primary", "goalState": "draining", "health":"good"}"#,
+            &groups,
+            &mut dirty,
+        );
+        assert_eq!(dirty.iter().collect::<Vec<_>>(), vec![&g1.key]);
+        dirty.clear();
+        mark(
+            r#"{"type": "state", "formation": "other", "groupId": 0, "nodeId": 2, "name": "b", "host": "h", "port": 5432, "reportedState": "primary", "goalState": "draining", "health":"good"}"#,
+            &groups,
+            &mut dirty,
+        );
+        assert!(dirty.is_empty());
+        mark("not json", &groups, &mut dirty);
+        assert_eq!(dirty.len(), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn grace_period_then_refusal_while_the_monitor_is_unreachable() {
+        let routes = RouteRegistry::default();
+        let g = routes.get_or_create(&GroupKey {
+            formation: "default".into(),
+            group: 0,
+        });
+        g.apply(vec![row(1, Primary, Primary)]);
+        let session = g.load().primary.clone().unwrap().sessions.register(1);
+        let status = Arc::new(MonitorStatus::default());
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(follow(
+            config(Duration::from_secs(30)),
+            vec![g.clone()],
+            status.clone(),
+            stop.clone(),
+        ));
+        tokio::time::sleep(Duration::from_secs(20)).await;
+        assert!(
+            g.load().primary.is_ok(),
+            "within the grace period the last primary is kept"
+        );
+        assert!(!status.is_up());
+        assert!(status.snapshot().last_error.is_some());
+        tokio::time::sleep(Duration::from_secs(15)).await;
+        assert!(matches!(
+            g.load().primary,
+            Err(Unavailable::MonitorUnreachable { .. })
+        ));
+        assert_eq!(session.signal.fired(), None, "sessions survive by default");
+        stop.cancel();
+        tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+
+    #[test]
+    fn error_chains_are_kept() {
+        let io = std::io::Error::other("inner cause");
+        let outer = MonitorError::Connect(chain(&io));
+        assert_eq!(outer.to_string(), "connect: inner cause");
+    }
+}
