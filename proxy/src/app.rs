@@ -60,7 +60,8 @@ impl Workers {
                 let rt = tokio::runtime::Builder::new_multi_thread()
                     .worker_threads(n)
                     .thread_name("pgautoproxy-worker")
-                    .enable_all()
+                    .enable_io()
+                    .enable_time()
                     .build()
                     .context("start the worker runtime")?;
                 Ok(Workers {
@@ -74,8 +75,11 @@ impl Workers {
                 let mut handles = Vec::with_capacity(n);
                 let mut threads = Vec::with_capacity(n);
                 for i in 0..n {
+                    // I/O and timers only: the signal and process drivers
+                    // (main runtime) would add work to every park.
                     let rt = tokio::runtime::Builder::new_current_thread()
-                        .enable_all()
+                        .enable_io()
+                        .enable_time()
                         .build()
                         .context("start a worker runtime")?;
                     handles.push(rt.handle().clone());

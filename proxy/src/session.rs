@@ -65,10 +65,13 @@ pub(crate) async fn run(socket: TcpStream, peer: SocketAddr, ctx: Arc<ListenerCt
         database = tracing::field::Empty,
         node = tracing::field::Empty,
     );
-    handle(socket, ctx, id).instrument(span).await;
+    handle(socket, ctx, id, span).await;
 }
 
-async fn handle(socket: TcpStream, ctx: Arc<ListenerCtx>, id: u64) {
+/// The span is entered while the handshake runs, but not around the relay:
+/// entering a span on every wakeup of a busy session costs more than the
+/// relay's own bookkeeping. The relay's final events name it as parent.
+async fn handle(socket: TcpStream, ctx: Arc<ListenerCtx>, id: u64, span: tracing::Span) {
     ctx.metrics.accepted.inc();
     ctx.metrics.active.inc();
     let (slot, within_limit) = ConnectionSlot::take(&ctx.shared, ctx.settings.max_connections);
@@ -83,21 +86,18 @@ async fn handle(socket: TcpStream, ctx: Arc<ListenerCtx>, id: u64) {
         pending_refusal: (!within_limit).then_some(Refusal::TooMany),
         conn: None,
     };
-    match hs.run(ClientStream::Plain(socket)).await {
-        Ok(Established::Done) => tracing::debug!("cancel request handled"),
-        Ok(Established::Relay {
-            client,
-            conn,
-            plaintext,
-            pipelined,
-        }) => {
-            relay(client, conn, plaintext, pipelined, &ctx, id, started).await;
-        }
+    let result = hs
+        .run(ClientStream::Plain(socket))
+        .instrument(span.clone())
+        .await;
+    match result {
+        Ok(Established::Done) => tracing::debug!(parent: &span, "cancel request handled"),
+        Ok(Established::Relay(start)) => relay(start, &ctx, id, started, &span).await,
         Err(e) => {
             if let Some(r) = e.reason() {
                 ctx.metrics.rejected(r);
             }
-            tracing::debug!("connection not relayed: {e}");
+            tracing::debug!(parent: &span, "connection not relayed: {e}");
         }
     }
     drop(slot);
@@ -111,13 +111,18 @@ struct Connected {
     registration: Registration,
 }
 
+/// A client ready to be relayed to a node.
+struct RelayStart {
+    client: ClientStream,
+    conn: Connected,
+    /// The node's stream is readable (not passed-through TLS/GSS).
+    plaintext: bool,
+    /// Client bytes to send to the node first.
+    pipelined: Vec<u8>,
+}
+
 enum Established {
-    Relay {
-        client: ClientStream,
-        conn: Connected,
-        plaintext: bool,
-        pipelined: Vec<u8>,
-    },
+    Relay(RelayStart),
     Done,
 }
 
@@ -177,12 +182,12 @@ impl Handshake<'_> {
                         Err(r) => return Err(SessionError::DirectTlsRefused(format!("{r:?}"))),
                     };
                     let pipelined = std::mem::take(&mut self.buf);
-                    return Ok(Established::Relay {
+                    return Ok(Established::Relay(RelayStart {
                         client,
                         conn,
                         plaintext: false,
                         pipelined,
-                    });
+                    }));
                 }
                 Packet::Ssl | Packet::Gss => {
                     let is_ssl = matches!(packet, Packet::Ssl);
@@ -252,12 +257,12 @@ impl Handshake<'_> {
                     let Some(conn) = self.conn.take() else {
                         return Err(SessionError::ClientClosed);
                     };
-                    return Ok(Established::Relay {
+                    return Ok(Established::Relay(RelayStart {
                         client,
                         conn,
                         plaintext: false,
                         pipelined: Vec::new(),
-                    });
+                    }));
                 }
                 Packet::Startup { user, database } => {
                     let span = tracing::Span::current();
@@ -281,12 +286,12 @@ impl Handshake<'_> {
                         .await
                         .map_err(SessionError::ServerIo)?;
                     let pipelined = self.buf.split_off(len);
-                    return Ok(Established::Relay {
+                    return Ok(Established::Relay(RelayStart {
                         client,
                         conn,
                         plaintext: true,
                         pipelined,
-                    });
+                    }));
                 }
             }
         }
@@ -546,14 +551,18 @@ enum End {
 }
 
 async fn relay(
-    client: ClientStream,
-    conn: Connected,
-    plaintext: bool,
-    pipelined: Vec<u8>,
+    start: RelayStart,
     ctx: &ListenerCtx,
     id: u64,
     started: Instant,
+    span: &tracing::Span,
 ) {
+    let RelayStart {
+        client,
+        conn,
+        plaintext,
+        pipelined,
+    } = start;
     let Connected {
         backend,
         server,
@@ -602,10 +611,11 @@ async fn relay(
     let duration = started.elapsed().as_secs_f64();
     match end {
         End::Closed => {
-            tracing::debug!(bytes_up = up, bytes_down = down, duration, "session closed")
+            tracing::debug!(parent: span, bytes_up = up, bytes_down = down, duration, "session closed")
         }
         End::Failed(e) => {
             tracing::debug!(
+                parent: span,
                 bytes_up = up,
                 bytes_down = down,
                 duration,
@@ -615,7 +625,7 @@ async fn relay(
         End::Fenced(reason) => {
             ctx.metrics.fenced(reason);
             let at_boundary = relay.client_at_message_boundary();
-            tracing::info!(node = %backend, reason = reason.as_label(), at_boundary, "closing session");
+            tracing::info!(parent: span, node = %backend, reason = reason.as_label(), at_boundary, "closing session");
             if at_boundary {
                 let message = match reason {
                     FenceReason::RoleLost => match ctx.config.role {
