@@ -11,7 +11,7 @@
 //!   from one writer (the monitor follower, or a test script) through
 //!   [`GroupRoute::apply`], [`GroupRoute::monitor_unreachable`] and
 //!   [`GroupRoute::fence_all`]; each update closes the
-//!   [`SessionRegistry`](crate::fence::SessionRegistry) of every backend that
+//!   `SessionRegistry` of every backend that
 //!   lost its role, then publishes and wakes the connections that wait for
 //!   a node.
 //! * [`RouteRegistry`] maps (formation, group) to its `GroupRoute`.
@@ -646,10 +646,12 @@ impl RouteRegistry {
         v
     }
 
-    /// Drop groups no listener uses any more.
+    /// Drop groups no listener uses any more, once they have no sessions
+    /// left (until then the follower keeps following them, so that their
+    /// sessions are still fenced on a failover).
     pub(crate) fn retain(&self, keys: &[GroupKey]) {
         if let Ok(mut g) = self.groups.lock() {
-            g.retain(|k, _| keys.contains(k));
+            g.retain(|k, route| keys.contains(k) || route.session_counts() != (0, 0));
         }
     }
 
@@ -941,5 +943,12 @@ pub(crate) mod tests {
         other.apply(vec![row(9, Primary, Primary)]);
         assert_eq!(r.nodes_of_formation("default").len(), 3);
         assert!(Arc::ptr_eq(&g0, &r.get_or_create(&key())));
+        // An unused group with a session stays followed until it ends.
+        let session = g1.load().primary.clone().unwrap().sessions.register(1);
+        r.retain(&[key()]);
+        assert_eq!(r.all().len(), 2);
+        drop(session);
+        r.retain(&[key()]);
+        assert_eq!(r.all().len(), 1);
     }
 }
