@@ -1,4 +1,25 @@
 //! `pg_autoctl`, the keeper: creates and runs the monitor and the Postgres
 //! nodes, drives each node through the transitions of
-//! [`pgaf_fsm::keeper`], and serves the operator commands. The command
-//! line and the node-active loop land here with the keeper issues.
+//! [`pgaf_fsm::keeper`], and serves the operator commands.
+//!
+//! * [`cli`]: the command tree, options and exit codes;
+//! * [`config`], [`ini`], [`state`], [`paths`]: the files of a node;
+//! * [`monitor`]: the client of the monitor's SQL API, over [`pgconn`];
+//! * [`pg`]: the local Postgres (programs, files, SQL, supervision);
+//! * [`node`]: a Postgres node, its creation and its node-active loop;
+//! * [`monitor_node`]: the monitor node;
+//! * [`privileges`], [`logging`]: process set-up.
+
+pub mod cli;
+pub mod config;
+pub mod ini;
+pub mod logging;
+pub mod monitor;
+pub mod monitor_node;
+pub mod node;
+pub mod paths;
+pub mod pg;
+pub mod pgconn;
+pub mod pidfile;
+pub mod privileges;
+pub mod state;

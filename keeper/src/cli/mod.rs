@@ -1,0 +1,238 @@
+//! The `pg_autoctl` command line (spec/keeper.md §1, §2): upstream's command
+//! words and options, parsed with clap; global `-v`/`-q`/`--json`; exit
+//! codes of [`exit`]. When started as root, the process becomes the owner
+//! of PGDATA before anything else happens (see [`crate::privileges`]).
+//!
+//! * [`create`] for `create monitor` and `create postgres`;
+//! * [`mod@run`] for `run`;
+//! * [`show`] for `show state` and `show uri`;
+//! * [`ssl`], the SSL option family, and [`json`], upstream's JSON layout.
+
+pub mod create;
+pub mod exit;
+pub mod json;
+pub mod run;
+pub mod show;
+pub mod ssl;
+
+use clap::{ArgAction, Parser, Subcommand};
+use exit::{CmdResult, Failure};
+use std::path::PathBuf;
+
+/// The pg_autoctl version we are compatible with.
+pub const VERSION: &str = "2.0";
+/// The monitor extension version we install and expect by default.
+pub const EXTENSION_VERSION: &str = "2.0";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "pg_autoctl",
+    about = "pg_auto_failover control tools and service",
+    disable_version_flag = true,
+    arg_required_else_help = true,
+    propagate_version = false
+)]
+pub struct Cli {
+    /// Log more: -v for DEBUG, -vv for TRACE
+    #[arg(short, long, action = ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// Log errors only
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// Output data in the JSON format
+    #[arg(short = 'J', long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once per process
+pub enum Command {
+    /// Create a pg_auto_failover node
+    #[command(subcommand)]
+    Create(create::Create),
+    /// Show pg_auto_failover information
+    #[command(subcommand)]
+    Show(show::Show),
+    /// Run the pg_autoctl service (monitor or keeper)
+    Run(run::RunArgs),
+}
+
+/// Options every command sees.
+#[derive(Debug, Clone, Copy)]
+pub struct Globals {
+    pub json: bool,
+}
+
+/// `--pgdata`, defaulting to `$PGDATA`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct PgdataArg {
+    /// Path to the data directory
+    #[arg(long, env = "PGDATA", value_name = "DIR")]
+    pub pgdata: Option<PathBuf>,
+}
+
+impl PgdataArg {
+    pub fn require(&self) -> Result<PathBuf, Failure> {
+        match &self.pgdata {
+            Some(p) if !p.as_os_str().is_empty() => Ok(crate::paths::absolute(p)),
+            _ => Err(Failure::usage(
+                "Failed to set PGDATA either from the environment or from --pgdata",
+            )),
+        }
+    }
+}
+
+impl Command {
+    /// The PGDATA this command works on, if any: when started as root we
+    /// become its owner.
+    fn pgdata(&self) -> Option<PathBuf> {
+        let arg = match self {
+            Command::Create(create::Create::Monitor(a)) => &a.pgdata,
+            Command::Create(create::Create::Postgres(a)) => &a.pgdata,
+            Command::Run(a) => &a.pgdata,
+            Command::Show(s) => s.pgdata()?,
+        };
+        arg.pgdata
+            .as_ref()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map(|p| crate::paths::absolute(p))
+    }
+}
+
+/// Parse the command line, run the command, return the exit code.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            let code = match e.kind() {
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => exit::QUIT,
+                _ => exit::BAD_ARGS,
+            };
+            let _ = e.print();
+            return code;
+        }
+    };
+    crate::logging::init(if cli.quiet { -1 } else { cli.verbose as i8 });
+
+    // Before any thread exists: leave root for the owner of PGDATA.
+    if let Some(pgdata) = cli.command.pgdata() {
+        match crate::privileges::drop_root_for(&pgdata) {
+            Ok(Some(acct)) => tracing::debug!("Running as user \"{}\"", acct.name),
+            Ok(None) => {}
+            Err(e) => {
+                tracing::error!("{e}");
+                return exit::BAD_ARGS;
+            }
+        }
+    } else if crate::privileges::is_root()
+        && matches!(cli.command, Command::Create(_) | Command::Run(_))
+    {
+        tracing::error!("Failed to set PGDATA either from the environment or from --pgdata");
+        return exit::BAD_ARGS;
+    }
+
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!("cannot start the runtime: {e}");
+            return exit::INTERNAL_ERROR;
+        }
+    };
+    let globals = Globals { json: cli.json };
+    let result = runtime.block_on(dispatch(cli.command, globals));
+    // Background tasks (listeners, pollers) must not hold the exit.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(100));
+    match result {
+        Ok(()) => exit::QUIT,
+        Err(f) => {
+            tracing::error!("{:#}", f.error);
+            f.code
+        }
+    }
+}
+
+async fn dispatch(command: Command, g: Globals) -> CmdResult {
+    match command {
+        Command::Create(c) => create::run(c, g).await,
+        Command::Show(s) => show::run(s, g).await,
+        Command::Run(r) => run::run(r, g).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_tree_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn options_may_follow_the_command_words() {
+        let cli = Cli::try_parse_from([
+            "pg_autoctl",
+            "create",
+            "postgres",
+            "--pgdata",
+            "/d",
+            "-v",
+            "--monitor",
+            "postgres://m/x",
+            "--auth",
+            "trust",
+            "--no-ssl",
+            "--pgport",
+            "6001",
+        ])
+        .unwrap();
+        assert_eq!(cli.verbose, 1);
+        let Command::Create(create::Create::Postgres(a)) = cli.command else {
+            panic!("not create postgres")
+        };
+        assert_eq!(a.pgport, 6001);
+        assert_eq!(a.candidate_priority, 50);
+        assert!(a.replication_quorum);
+    }
+
+    #[test]
+    fn out_of_range_values_are_usage_errors() {
+        let bad = Cli::try_parse_from([
+            "pg_autoctl",
+            "create",
+            "postgres",
+            "--pgdata",
+            "/d",
+            "--monitor",
+            "m",
+            "--auth",
+            "trust",
+            "--no-ssl",
+            "--candidate-priority",
+            "101",
+        ]);
+        assert!(bad.is_err());
+        let bad = Cli::try_parse_from([
+            "pg_autoctl",
+            "create",
+            "postgres",
+            "--pgdata",
+            "/d",
+            "--monitor",
+            "m",
+            "--auth",
+            "trust",
+            "--no-ssl",
+            "--replication-quorum",
+            "maybe",
+        ]);
+        assert!(bad.is_err());
+    }
+}

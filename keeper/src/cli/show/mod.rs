@@ -1,0 +1,149 @@
+//! `pg_autoctl show ...`: what the monitor (or the local node) knows,
+//! printed in upstream's formats (spec/keeper.md §7).
+//!
+//! * [`state`]: `show state`;
+//! * [`uri`]: `show uri`.
+//!
+//! Which monitor to ask: `--monitor` (or `PG_AUTOCTL_MONITOR`) first, else
+//! the configuration of the node in `--pgdata`.
+
+pub mod state;
+pub mod uri;
+
+use super::exit::{self, CmdResult, Code, Failure};
+use super::{Globals, PgdataArg};
+use crate::config::Config;
+use crate::monitor::Monitor;
+use crate::paths::NodePaths;
+use std::time::Duration;
+
+#[derive(Debug, clap::Subcommand)]
+pub enum Show {
+    /// Show the postgres uri to use to connect to pg_auto_failover nodes
+    Uri(uri::UriArgs),
+    /// Prints monitor's state of nodes in a given formation and group
+    State(state::StateArgs),
+}
+
+impl Show {
+    pub(super) fn pgdata(&self) -> Option<&PgdataArg> {
+        match self {
+            Show::Uri(a) => Some(&a.target.pgdata),
+            Show::State(a) => Some(&a.target.pgdata),
+        }
+    }
+}
+
+pub async fn run(cmd: Show, g: Globals) -> CmdResult {
+    match cmd {
+        Show::Uri(a) => uri::run(a, g).await,
+        Show::State(a) => state::run(a, g).await,
+    }
+}
+
+/// `--pgdata` and `--monitor`: where the answers come from.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct Target {
+    #[command(flatten)]
+    pub pgdata: PgdataArg,
+    /// pg_auto_failover monitor Postgres URL
+    #[arg(long, env = "PG_AUTOCTL_MONITOR", value_name = "URI")]
+    pub monitor: Option<String>,
+}
+
+/// A resolved [`Target`].
+pub struct Resolved {
+    /// The monitor's connection string.
+    pub uri: String,
+    /// The local node's configuration, when `--pgdata` was used.
+    pub local: Option<Config>,
+    pub paths: Option<NodePaths>,
+}
+
+/// How long an interactive command waits for the monitor.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl Target {
+    pub fn resolve(&self) -> Result<Resolved, Failure> {
+        if let Some(uri) = self.monitor.as_ref().filter(|u| !u.is_empty()) {
+            if self.pgdata.pgdata.is_some() {
+                tracing::debug!("--monitor is given: the configuration in PGDATA is not used");
+            }
+            crate::pgconn::parse(uri).map_err(|e| Failure::usage(format!("--monitor: {e}")))?;
+            return Ok(Resolved {
+                uri: uri.clone(),
+                local: None,
+                paths: None,
+            });
+        }
+        let pgdata = self.pgdata.require().map_err(|_| {
+            Failure::usage("Failed to set PGDATA either from the environment or from --pgdata; this command also supports the --monitor option")
+        })?;
+        let paths = NodePaths::new(&pgdata);
+        let cfg = Config::load(&paths.config).code(exit::BAD_CONFIG)?;
+        let uri = match &cfg {
+            Config::Keeper(k) => k.monitor.clone(),
+            Config::Monitor(m) => crate::monitor_node::monitor_uri(m),
+        };
+        Ok(Resolved {
+            uri,
+            local: Some(cfg),
+            paths: Some(paths),
+        })
+    }
+}
+
+impl Resolved {
+    pub async fn connect(&self) -> Result<Monitor, Failure> {
+        Monitor::connect(&self.uri, CONNECT_TIMEOUT)
+            .await
+            .code(exit::MONITOR)
+    }
+
+    /// `--formation`, else the local node's, else `default`.
+    pub fn formation(&self, given: &Option<String>) -> String {
+        match (given, &self.local) {
+            (Some(f), _) => f.clone(),
+            (None, Some(Config::Keeper(k))) => k.formation.clone(),
+            _ => "default".into(),
+        }
+    }
+}
+
+/// Right-aligned columns separated by ` | `, a dashed separator joined by
+/// `-+-`, and a trailing empty line: upstream's tables.
+pub fn table(headers: &[&str], min_widths: &[usize], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = headers
+        .iter()
+        .zip(min_widths)
+        .map(|(h, m)| h.len().max(*m))
+        .collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: &mut dyn Iterator<Item = &str>| -> String {
+        cells
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:>w$}"))
+            .collect::<Vec<_>>()
+            .join(" | ")
+    };
+    let mut out = line(&mut headers.iter().copied());
+    out.push('\n');
+    out.push_str(
+        &widths
+            .iter()
+            .map(|w| "-".repeat(*w))
+            .collect::<Vec<_>>()
+            .join("-+-"),
+    );
+    out.push('\n');
+    for row in rows {
+        out.push_str(&line(&mut row.iter().map(String::as_str)));
+        out.push('\n');
+    }
+    out.push('\n');
+    out
+}

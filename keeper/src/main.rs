@@ -1,0 +1,5 @@
+//! `pg_autoctl`: see [`keeper::cli`].
+
+fn main() {
+    std::process::exit(keeper::cli::main());
+}

@@ -1,0 +1,421 @@
+//! The node-active loop of `pg_autoctl run` (spec/keeper.md §5): report to
+//! the monitor, receive the goal, carry out the transition or enforce the
+//! current state; again at once after a change, when the monitor notifies a
+//! change in the group, or every [`INTERVAL`] otherwise.
+
+use super::actions::{self, ActionError};
+use super::Node;
+use crate::monitor::Report;
+use crate::pg::process::Want;
+use crate::state::now_unix;
+use pgaf_fsm::keeper::{self, Expect};
+use pgaf_fsm::NodeState;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::Notify;
+use tracing::Instrument;
+
+/// Between two reports when nothing happens.
+pub const INTERVAL: Duration = Duration::from_millis(250);
+/// How often the primary checks which standbys stream from it.
+const WITNESS_PERIOD: Duration = Duration::from_millis(150);
+/// How often the list of other nodes is refreshed.
+const OTHERS_PERIOD: Duration = Duration::from_secs(5);
+
+/// Why the loop stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// Asked to stop (SIGTERM, SIGINT).
+    Stopped,
+    /// The node was removed from the monitor.
+    Dropped,
+    /// The node reached the state the caller waited for (`create` without
+    /// `--run`).
+    Reached,
+}
+
+/// Run the node until asked to stop, dropped, or, when `until` is given,
+/// until `until` holds of its state; then stop Postgres.
+pub async fn run(
+    mut node: Node,
+    until: Option<fn(&crate::state::KeeperState) -> bool>,
+) -> anyhow::Result<Exit> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let mut sigint = signal(SignalKind::interrupt())?;
+    let mut sighup = signal(SignalKind::hangup())?;
+
+    node.lease.watch(node.pg.clone())?;
+    let wake = Arc::new(Notify::new());
+    spawn_listener(&node, wake.clone());
+    spawn_witness_poller(&node);
+
+    tracing::info!(
+        "pg_autoctl service is running, current state is \"{}\"",
+        node.state.current_role
+    );
+    let mut again = true;
+    // Consecutive failed transitions: the retry interval doubles up to 8x.
+    let mut failures = 0u32;
+    let exit = loop {
+        if !again {
+            let pause = INTERVAL * 2u32.pow(failures.min(3));
+            tokio::select! {
+                _ = sigterm.recv() => break Exit::Stopped,
+                _ = sigint.recv() => break Exit::Stopped,
+                _ = sighup.recv() => reload(&mut node),
+                _ = wake.notified() => {}
+                _ = tokio::time::sleep(pause) => {}
+            }
+        }
+        let span = tracing::info_span!(
+            "loop",
+            node = node.state.node_id,
+            current = %node.state.current_role,
+            assigned = %node.state.assigned_role
+        );
+        match iteration(&mut node).instrument(span).await {
+            Step::Again => (again, failures) = (true, 0),
+            Step::Wait => (again, failures) = (false, 0),
+            Step::Failed => (again, failures) = (false, failures + 1),
+            Step::Dropped => break Exit::Dropped,
+        }
+        if until.is_some_and(|f| f(&node.state)) {
+            break Exit::Reached;
+        }
+    };
+    match exit {
+        Exit::Stopped => tracing::info!("Stopping pg_autoctl: stopping Postgres"),
+        Exit::Reached => tracing::info!(
+            "Node {} reached state \"{}\"; stopping Postgres. Use `pg_autoctl run` to start the service",
+            node.state.node_id,
+            node.state.current_role
+        ),
+        Exit::Dropped => tracing::info!(
+            "This node with id {} has been dropped from the monitor; \
+             use `pg_autoctl drop node --destroy` to remove its files",
+            node.state.node_id
+        ),
+    }
+    node.pg.shutdown(Duration::from_secs(60)).await?;
+    Ok(exit)
+}
+
+fn reload(node: &mut Node) {
+    match crate::config::Config::load(&node.paths.config) {
+        Ok(crate::config::Config::Keeper(cfg)) => {
+            tracing::info!(
+                "Reloaded the configuration from {}",
+                node.paths.config.display()
+            );
+            node.cfg = cfg;
+            node.drop_monitor();
+        }
+        Ok(_) => tracing::error!(
+            "{} is not a keeper configuration",
+            node.paths.config.display()
+        ),
+        Err(e) => tracing::error!("Keeping the current configuration: {e}"),
+    }
+}
+
+enum Step {
+    /// Something changed: report again at once.
+    Again,
+    Wait,
+    /// A transition failed: retry, later each time.
+    Failed,
+    Dropped,
+}
+
+/// Whether Postgres counts as running in our report.
+fn reported_running(node: &Node) -> bool {
+    let st = node.pg.status();
+    if st.ready || node.lease.fenced() {
+        return true;
+    }
+    // A primary whose Postgres is being restarted keeps saying it runs for a
+    // while (upstream's postgresql_restart_failure_* settings).
+    let t = &node.cfg.timeouts;
+    node.state.current_role.can_take_writes()
+        && st.want == Want::Running
+        && st.failed_starts < t.postgresql_restart_failure_max_retries
+        && st.down_since.is_none_or(|d| {
+            d.elapsed() < Duration::from_secs(t.postgresql_restart_failure_timeout.into())
+        })
+}
+
+async fn iteration(node: &mut Node) -> Step {
+    // What Postgres says.
+    let meta = if node.pg.status().ready {
+        match node.local().await {
+            Ok(local) => local.metadata().await.ok(),
+            Err(_) => None,
+        }
+    } else {
+        None
+    };
+    let report = Report {
+        formation: node.cfg.formation.clone(),
+        node_id: node.state.node_id,
+        group_id: node.state.group_id,
+        state: node.state.current_role,
+        pg_is_running: reported_running(node),
+        tli: meta.as_ref().map_or(0, |m| m.tli),
+        lsn: meta.as_ref().map_or(pgaf_fsm::Lsn::ZERO, |m| m.lsn),
+        rep_state: meta
+            .as_ref()
+            .map(|m| m.sync_state.clone())
+            .unwrap_or_default(),
+    };
+
+    // Report, and receive the goal.
+    let sent = Instant::now();
+    let reply = match node.monitor().await {
+        Ok(m) => m.node_active(&report).await,
+        Err(e) => Err(e),
+    };
+    let reached_monitor = match reply {
+        Ok(a) => {
+            node.state.last_monitor_contact = now_unix();
+            if a.goal != node.state.assigned_role {
+                tracing::info!("Monitor assigned new state \"{}\"", a.goal);
+            }
+            node.state.assigned_role = a.goal;
+            node.state.group_id = a.group_id;
+            match a.lease_timeout_ms {
+                Some(ms) => {
+                    node.lease.set_enabled(true);
+                    if a.goal.can_take_writes() {
+                        node.lease
+                            .renew(sent, Duration::from_millis(ms.max(0) as u64));
+                    } else {
+                        node.lease.revoke();
+                    }
+                }
+                None => node.lease.set_enabled(false),
+            }
+            if node
+                .others_refreshed
+                .is_none_or(|t| t.elapsed() > OTHERS_PERIOD)
+            {
+                if let Ok(true) = node.refresh_others().await {
+                    if let Err(e) = actions::configure(node).await {
+                        tracing::warn!(
+                            "Failed to update the HBA rules for the new list of nodes: {e}"
+                        );
+                    }
+                }
+            }
+            true
+        }
+        Err(e) => {
+            if e.code() == Some("42704") && node.state.current_role == NodeState::Dropped {
+                return Step::Dropped;
+            }
+            tracing::warn!("Failed to get the goal state from the monitor: {e}");
+            node.drop_monitor();
+            partition_check(node).await;
+            false
+        }
+    };
+
+    let current = node.state.current_role;
+    let goal = node.state.assigned_role;
+    let step = if goal != current {
+        match transition(node, current, goal).await {
+            Ok(true) => Step::Again,
+            Ok(false) => Step::Wait,
+            Err(e) => {
+                tracing::warn!("Failed to transition from \"{current}\" to \"{goal}\": {e}");
+                Step::Failed
+            }
+        }
+    } else {
+        if current == NodeState::Dropped && reached_monitor {
+            // The monitor knows we are done: it deletes the node.
+            node.save_state();
+            return Step::Dropped;
+        }
+        if let Err(e) = ensure(node, reached_monitor).await {
+            tracing::warn!("Failed to enforce state \"{current}\": {e}");
+        }
+        Step::Wait
+    };
+    let writable = node.state.current_role.can_take_writes();
+    node.lease.set_writable(writable);
+    node.save_state();
+    step
+}
+
+/// Run the transition `current` → `goal`. Returns whether it completed.
+async fn transition(
+    node: &mut Node,
+    current: NodeState,
+    goal: NodeState,
+) -> Result<bool, ActionError> {
+    let Some(t) = keeper::transition(current, goal) else {
+        tracing::error!(
+            "pg_autoctl does not know how to reach state \"{goal}\" from \"{current}\""
+        );
+        return Ok(false);
+    };
+    if goal.can_take_writes() && !node.lease.valid() {
+        tracing::info!("Waiting for a lease from the monitor before reaching \"{goal}\"");
+        return Ok(false);
+    }
+    tracing::info!(
+        "FSM transition from \"{current}\" to \"{goal}\": {}",
+        t.comment
+    );
+    if keeper::ensure_before_transition(current, goal) {
+        if let Err(e) = ensure(node, true).await {
+            tracing::warn!("Failed to enforce state \"{current}\" first: {e}");
+        }
+    }
+    for action in t.actions {
+        tracing::debug!("{action:?}");
+        actions::run(node, *action, goal).await?;
+    }
+    node.state.current_role = goal;
+    node.save_state();
+    tracing::info!("Transition complete: current state is now \"{goal}\"");
+    Ok(true)
+}
+
+/// Enforce what the current state expects of Postgres (spec/keeper.md §4.5).
+async fn ensure(node: &mut Node, reached_monitor: bool) -> Result<(), ActionError> {
+    match keeper::expect(node.state.current_role) {
+        Expect::RunningPrimary => {
+            if node.lease.valid() && (reached_monitor || !node.lease.enabled()) {
+                node.pg.set_want(Want::Running);
+                if node.pg.status().ready {
+                    node.lease.clear_fenced();
+                    if !node.slots_synced {
+                        actions::sync_slots(node).await?;
+                    }
+                }
+            }
+        }
+        Expect::FollowingPrimary => {
+            node.pg.set_want(Want::Running);
+            if reached_monitor && node.pg.status().ready {
+                repoint(node).await?;
+            }
+        }
+        Expect::Running => node.pg.set_want(Want::Running),
+        Expect::Stopped => node.pg.set_want(Want::Stopped),
+        Expect::Nothing => {}
+    }
+    Ok(())
+}
+
+/// A standby follows the monitor's current primary.
+async fn repoint(node: &mut Node) -> Result<(), ActionError> {
+    let (f, g) = (node.cfg.formation.clone(), node.state.group_id);
+    let Some(p) = node.monitor().await?.get_primary(&f, g).await? else {
+        return Ok(());
+    };
+    if p.id == node.state.node_id {
+        return Ok(());
+    }
+    let wanted = node.source(&p, true).conninfo();
+    let conf = std::fs::read_to_string(node.paths.pgdata.join(crate::pg::files::STANDBY_CONF))
+        .unwrap_or_default();
+    if !conf.contains(&wanted) {
+        tracing::info!(
+            "The primary is now node {} ({}:{}): following it",
+            p.id,
+            p.host,
+            p.port
+        );
+        actions::run(
+            node,
+            pgaf_fsm::keeper::Action::FollowPrimary,
+            NodeState::Secondary,
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Upstream's network-partition rule, for keepers of an upstream monitor
+/// (no lease): a primary that reaches neither the monitor nor any standby
+/// for `network_partition_timeout` demotes itself. Fixed: the standby
+/// contact is refreshed every time it is seen, not only once the monitor is
+/// already lost (spec/keeper.md §10 item 10).
+async fn partition_check(node: &mut Node) {
+    if node.lease.enabled() || node.state.current_role != NodeState::Primary {
+        return;
+    }
+    if let Ok(local) = node.local().await {
+        if let Ok(ids) = local.streaming_standbys(10_000).await {
+            if !ids.is_empty() {
+                node.state.last_secondary_contact = now_unix();
+                tracing::warn!("We lost the monitor, but still have a standby: we're not in a network partition, continuing.");
+                return;
+            }
+        }
+    }
+    let timeout = i64::from(node.cfg.timeouts.network_partition_timeout);
+    let last = node
+        .state
+        .last_monitor_contact
+        .max(node.state.last_secondary_contact);
+    if last > 0 && now_unix() - last >= timeout {
+        tracing::info!(
+            "Failed to contact the monitor or standby in {} seconds, at {timeout} seconds we shut down PostgreSQL to prevent split brain issues",
+            now_unix() - last
+        );
+        node.state.assigned_role = NodeState::DemoteTimeout;
+    }
+}
+
+/// LISTEN on the monitor's `state` channel; wake the loop for changes in
+/// our group. Reconnects forever.
+fn spawn_listener(node: &Node, wake: Arc<Notify>) {
+    let uri = node.cfg.monitor.clone();
+    let formation = node.cfg.formation.clone();
+    tokio::spawn(async move {
+        loop {
+            match crate::monitor::listen(&uri, &["state"], super::MONITOR_TIMEOUT).await {
+                Ok((_client, mut rx)) => {
+                    while let Some((_, payload)) = rx.recv().await {
+                        match pgaf_fsm::notify::parse_state_payload(&payload) {
+                            Some(n) if n.formation == formation => wake.notify_one(),
+                            Some(_) => {}
+                            None => wake.notify_one(),
+                        }
+                    }
+                }
+                Err(e) => tracing::debug!("Cannot listen to the monitor: {e}"),
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    });
+}
+
+/// On a primary, keep the lease informed of the standbys streaming from it.
+fn spawn_witness_poller(node: &Node) {
+    let lease = node.lease.clone();
+    let pg = node.pg.clone();
+    let pgdata = node.paths.pgdata.clone();
+    tokio::spawn(async move {
+        let mut local = None;
+        loop {
+            tokio::time::sleep(WITNESS_PERIOD).await;
+            if !lease.enabled() || !pg.status().ready {
+                local = None;
+                continue;
+            }
+            if local.is_none() {
+                local = crate::pg::local::Local::connect(&pgdata).await.ok();
+            }
+            let Some(l) = local.as_ref() else { continue };
+            match l.streaming_standbys(super::lease::STREAMING_REPLY_MS).await {
+                Ok(ids) => lease.observe_streaming(&ids),
+                Err(_) => local = None,
+            }
+        }
+    });
+}

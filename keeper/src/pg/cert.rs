@@ -1,0 +1,62 @@
+//! Self-signed server certificates (`--ssl-self-signed`): `server.key` and
+//! `server.crt` in PGDATA, made with `openssl` the way upstream makes them.
+//! Encryption without authentication of the server: clients use
+//! `sslmode=require`.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CertError {
+    #[error("cannot run openssl to make a self-signed certificate: {0}; install it (apt-get install openssl)")]
+    Spawn(std::io::Error),
+    #[error("openssl failed to make a self-signed certificate: {0}")]
+    Failed(String),
+    #[error("cannot protect {path}: {source}")]
+    Chmod {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// The paths `--ssl-self-signed` configures.
+pub fn self_signed_paths(pgdata: &Path) -> (PathBuf, PathBuf) {
+    (pgdata.join("server.crt"), pgdata.join("server.key"))
+}
+
+/// Make `cert` and `key` for `hostname` unless both exist. Returns whether
+/// new files were made.
+pub fn ensure_self_signed(cert: &Path, key: &Path, hostname: &str) -> Result<bool, CertError> {
+    if cert.exists() && key.exists() {
+        return Ok(false);
+    }
+    let out = Command::new("openssl")
+        .args([
+            "req", "-new", "-x509", "-days", "365", "-nodes", "-text", "-out",
+        ])
+        .arg(cert)
+        .arg("-keyout")
+        .arg(key)
+        .arg("-subj")
+        .arg(format!("/CN={hostname}"))
+        .stdin(Stdio::null())
+        .output()
+        .map_err(CertError::Spawn)?;
+    if !out.status.success() {
+        return Err(CertError::Failed(
+            String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        ));
+    }
+    std::fs::set_permissions(key, std::fs::Permissions::from_mode(0o600)).map_err(|source| {
+        CertError::Chmod {
+            path: key.to_path_buf(),
+            source,
+        }
+    })?;
+    tracing::info!(
+        "Created a self-signed certificate for \"{hostname}\" in {}",
+        cert.display()
+    );
+    Ok(true)
+}

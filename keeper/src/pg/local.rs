@@ -1,0 +1,347 @@
+//! SQL against the local Postgres, as its superuser over the Unix socket:
+//! what the keeper reports to the monitor, and every change it makes
+//! (replication settings, slots, roles, promotion).
+
+use super::control::PostmasterPid;
+use pgaf_fsm::Lsn;
+use std::path::Path;
+use tokio_postgres::{Client, NoTls};
+
+#[derive(Debug, thiserror::Error)]
+pub enum LocalError {
+    #[error("Postgres is not running for {0}")]
+    NotRunning(String),
+    #[error("cannot connect to the local Postgres: {0}")]
+    Connect(tokio_postgres::Error),
+    #[error("local Postgres: {context}: {source}")]
+    Query {
+        context: &'static str,
+        source: tokio_postgres::Error,
+    },
+    #[error("Postgres is still in recovery after pg_promote()")]
+    StillInRecovery,
+}
+
+fn q(context: &'static str) -> impl FnOnce(tokio_postgres::Error) -> LocalError {
+    move |source| LocalError::Query { context, source }
+}
+
+/// What the keeper reports about its Postgres.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Metadata {
+    pub in_recovery: bool,
+    pub lsn: Lsn,
+    pub tli: i32,
+    /// Best `sync_state` among our standbys: quorum > sync > potential > async.
+    pub sync_state: String,
+    pub system_identifier: i64,
+}
+
+pub struct Local {
+    client: Client,
+}
+
+impl Local {
+    /// Connect as the OS user to the `postgres` database.
+    pub async fn connect(pgdata: &Path) -> Result<Local, LocalError> {
+        let pm = PostmasterPid::read(pgdata)
+            .filter(PostmasterPid::ready)
+            .ok_or_else(|| LocalError::NotRunning(pgdata.display().to_string()))?;
+        let user = std::env::var("USER").unwrap_or_else(|_| "postgres".into());
+        let mut cfg = tokio_postgres::Config::new();
+        cfg.host_path(&pm.socket_dir)
+            .port(pm.port)
+            .user(&user)
+            .dbname("postgres")
+            .application_name("pg_autoctl")
+            .connect_timeout(std::time::Duration::from_secs(5));
+        let (client, conn) = cfg.connect(NoTls).await.map_err(LocalError::Connect)?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        Ok(Local { client })
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub async fn metadata(&self) -> Result<Metadata, LocalError> {
+        let row = self
+            .client
+            .query_one(
+                "SELECT pg_is_in_recovery(),
+                        CASE WHEN pg_is_in_recovery()
+                             THEN coalesce(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn())
+                             ELSE pg_current_wal_flush_lsn() END::text,
+                        CASE WHEN pg_is_in_recovery()
+                             THEN coalesce((SELECT received_tli FROM pg_stat_wal_receiver),
+                                           (SELECT timeline_id FROM pg_control_checkpoint()))
+                             ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int
+                        END,
+                        coalesce((SELECT sync_state FROM pg_stat_replication
+                                   WHERE application_name ~ '^pgautofailover_standby_'
+                                   ORDER BY CASE sync_state WHEN 'quorum' THEN 1 WHEN 'sync' THEN 2
+                                                            WHEN 'potential' THEN 3 ELSE 4 END
+                                   LIMIT 1), ''),
+                        (SELECT system_identifier FROM pg_control_system())",
+                &[],
+            )
+            .await
+            .map_err(q("read metadata"))?;
+        let lsn: Option<String> = row.try_get(1).map_err(q("decode a result"))?;
+        Ok(Metadata {
+            in_recovery: row.try_get(0).map_err(q("decode a result"))?,
+            lsn: lsn.and_then(|l| l.parse().ok()).unwrap_or(Lsn::ZERO),
+            tli: row.get::<_, Option<i32>>(2).unwrap_or(0),
+            sync_state: row.try_get(3).map_err(q("decode a result"))?,
+            system_identifier: row.try_get(4).map_err(q("decode a result"))?,
+        })
+    }
+
+    /// Node ids of the standbys streaming from us that replied within
+    /// `max_age_ms`.
+    pub async fn streaming_standbys(&self, max_age_ms: i64) -> Result<Vec<i64>, LocalError> {
+        let rows = self
+            .client
+            .query(
+                "SELECT substr(application_name, length('pgautofailover_standby_') + 1)::bigint
+                   FROM pg_stat_replication
+                  WHERE application_name ~ '^pgautofailover_standby_[0-9]+$'
+                    AND state = 'streaming'
+                    AND reply_time > now() - make_interval(secs => $1::float8 / 1000)",
+                &[&(max_age_ms as f64)],
+            )
+            .await
+            .map_err(q("read pg_stat_replication"))?;
+        rows.iter()
+            .map(|r| r.try_get(0).map_err(q("decode a result")))
+            .collect()
+    }
+
+    async fn alter_system(&self, name: &str, value: &str) -> Result<(), LocalError> {
+        let sql = format!("ALTER SYSTEM SET {name} TO '{}'", value.replace('\'', "''"));
+        self.client
+            .batch_execute(&sql)
+            .await
+            .map_err(q("ALTER SYSTEM"))?;
+        self.reload().await
+    }
+
+    pub async fn reload(&self) -> Result<(), LocalError> {
+        self.client
+            .batch_execute("SELECT pg_reload_conf()")
+            .await
+            .map_err(q("reload"))
+    }
+
+    pub async fn setting(&self, name: &str) -> Result<String, LocalError> {
+        let row = self
+            .client
+            .query_one("SELECT current_setting($1)", &[&name])
+            .await
+            .map_err(q("read a setting"))?;
+        Ok(row.try_get(0).map_err(q("decode a result"))?)
+    }
+
+    /// `synchronous_standby_names`, reloaded.
+    pub async fn set_standby_names(&self, value: &str) -> Result<(), LocalError> {
+        if self.setting("synchronous_standby_names").await? == value {
+            return Ok(());
+        }
+        tracing::info!("Setting synchronous_standby_names to '{value}'");
+        self.alter_system("synchronous_standby_names", value).await
+    }
+
+    /// No synchronous replication, and release the commits waiting for it.
+    pub async fn disable_sync_rep(&self) -> Result<(), LocalError> {
+        self.set_standby_names("").await?;
+        self.client
+            .batch_execute(
+                "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE wait_event = 'SyncRep'",
+            )
+            .await
+            .map_err(q("cancel SyncRep waits"))
+    }
+
+    pub async fn set_read_only(&self, on: bool) -> Result<(), LocalError> {
+        let value = if on { "on" } else { "off" };
+        if self.setting("default_transaction_read_only").await? == value {
+            return Ok(());
+        }
+        tracing::info!("Setting default_transaction_read_only to {value}");
+        self.alter_system("default_transaction_read_only", value)
+            .await
+    }
+
+    pub async fn checkpoint(&self) -> Result<(), LocalError> {
+        self.client
+            .batch_execute("CHECKPOINT")
+            .await
+            .map_err(q("CHECKPOINT"))
+    }
+
+    pub async fn in_recovery(&self) -> Result<bool, LocalError> {
+        let row = self
+            .client
+            .query_one("SELECT pg_is_in_recovery()", &[])
+            .await
+            .map_err(q("pg_is_in_recovery"))?;
+        Ok(row.try_get(0).map_err(q("decode a result"))?)
+    }
+
+    /// Leave recovery and wait for it.
+    pub async fn promote(&self) -> Result<(), LocalError> {
+        if !self.in_recovery().await? {
+            return Ok(());
+        }
+        tracing::info!("Promoting Postgres");
+        self.client
+            .batch_execute("SELECT pg_promote(wait => true, wait_seconds => 60)")
+            .await
+            .map_err(q("pg_promote"))?;
+        if self.in_recovery().await? {
+            return Err(LocalError::StillInRecovery);
+        }
+        Ok(())
+    }
+
+    /// The roles of a data node: the health-check role and the replication
+    /// role (spec/keeper.md §4.4).
+    pub async fn create_roles(&self, replication_password: &str) -> Result<(), LocalError> {
+        let pw = if replication_password.is_empty() {
+            String::new()
+        } else {
+            format!(" PASSWORD '{}'", replication_password.replace('\'', "''"))
+        };
+        self.client
+            .batch_execute(&format!(
+                "DO $$ BEGIN
+                   IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'pgautofailover_monitor') THEN
+                     CREATE ROLE pgautofailover_monitor WITH LOGIN CONNECTION LIMIT 1 PASSWORD 'pgautofailover_monitor';
+                   END IF;
+                   IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'pgautofailover_replicator') THEN
+                     CREATE ROLE pgautofailover_replicator WITH LOGIN SUPERUSER REPLICATION{pw};
+                   END IF;
+                 END $$"
+            ))
+            .await
+            .map_err(q("create roles"))
+    }
+
+    pub async fn create_database(&self, dbname: &str, owner: &str) -> Result<(), LocalError> {
+        let exists = self
+            .client
+            .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&dbname])
+            .await
+            .map_err(q("read pg_database"))?
+            .is_some();
+        if exists {
+            return Ok(());
+        }
+        let ident = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
+        self.client
+            .batch_execute(&format!(
+                "CREATE DATABASE {} OWNER {}",
+                ident(dbname),
+                ident(owner)
+            ))
+            .await
+            .map_err(q("CREATE DATABASE"))
+    }
+
+    /// Create a physical slot for each of `ids`, drop our inactive slots of
+    /// other nodes.
+    pub async fn manage_slots(&self, ids: &[i64]) -> Result<(), LocalError> {
+        let names: Vec<String> = ids
+            .iter()
+            .map(|id| pgaf_fsm::standby_names::standby_name(*id))
+            .collect();
+        self.client
+            .execute(
+                "SELECT pg_create_physical_replication_slot(n, true)
+                   FROM unnest($1::text[]) n
+                  WHERE n NOT IN (SELECT slot_name FROM pg_replication_slots)",
+                &[&names],
+            )
+            .await
+            .map_err(q("create replication slots"))?;
+        self.client
+            .execute(
+                "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots
+                  WHERE slot_name ~ '^pgautofailover_standby_' AND NOT active
+                    AND slot_type = 'physical' AND NOT (slot_name = ANY($1::text[]))",
+                &[&names],
+            )
+            .await
+            .map_err(q("drop replication slots"))?;
+        Ok(())
+    }
+
+    pub async fn drop_all_slots(&self) -> Result<(), LocalError> {
+        self.client
+            .batch_execute(
+                "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots
+                  WHERE slot_name ~ '^pgautofailover_standby_' AND NOT active",
+            )
+            .await
+            .map_err(q("drop replication slots"))
+    }
+
+    /// A synchronous standby flushed at least `target`.
+    pub async fn sync_standby_reached(&self, target: Lsn) -> Result<bool, LocalError> {
+        let row = self
+            .client
+            .query_one(
+                "SELECT count(*) FROM pg_stat_replication
+                  WHERE application_name ~ '^pgautofailover_standby_'
+                    AND sync_state IN ('sync', 'quorum') AND flush_lsn >= $1::text::pg_lsn",
+                &[&target.to_string()],
+            )
+            .await
+            .map_err(q("read pg_stat_replication"))?;
+        Ok(row.try_get::<_, i64>(0).map_err(q("decode a result"))? > 0)
+    }
+
+    pub async fn current_lsn(&self) -> Result<Lsn, LocalError> {
+        let row = self
+            .client
+            .query_one("SELECT pg_current_wal_flush_lsn()::text", &[])
+            .await
+            .map_err(q("pg_current_wal_flush_lsn"))?;
+        Ok(row
+            .try_get::<_, String>(0)
+            .map_err(q("decode a result"))?
+            .parse()
+            .unwrap_or(Lsn::ZERO))
+    }
+
+    pub async fn replay_lsn(&self) -> Result<Lsn, LocalError> {
+        let row = self
+            .client
+            .query_one(
+                "SELECT coalesce(pg_last_wal_replay_lsn()::text, '0/0')",
+                &[],
+            )
+            .await
+            .map_err(q("pg_last_wal_replay_lsn"))?;
+        Ok(row
+            .try_get::<_, String>(0)
+            .map_err(q("decode a result"))?
+            .parse()
+            .unwrap_or(Lsn::ZERO))
+    }
+
+    /// A standby's walreceiver streams from an upstream.
+    pub async fn streaming(&self) -> Result<bool, LocalError> {
+        let row = self
+            .client
+            .query_one(
+                "SELECT count(*) FROM pg_stat_wal_receiver WHERE status = 'streaming'",
+                &[],
+            )
+            .await
+            .map_err(q("read pg_stat_wal_receiver"))?;
+        Ok(row.try_get::<_, i64>(0).map_err(q("decode a result"))? > 0)
+    }
+}
