@@ -83,7 +83,10 @@ impl Demo {
 }
 
 fn main() {
-    let mut d = Demo { group: Group::new(Formation::default_formation(), 0, vec![]), now: ms(1_000_000) };
+    let mut d = Demo {
+        group: Group::new(Formation::default_formation(), 0, vec![]),
+        now: ms(1_000_000),
+    };
     println!("== two nodes come up");
     d.register(1, "node1");
     d.converge(1);

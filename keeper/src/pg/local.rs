@@ -141,7 +141,7 @@ impl Local {
             .query_one("SELECT current_setting($1)", &[&name])
             .await
             .map_err(q("read a setting"))?;
-        Ok(row.try_get(0).map_err(q("decode a result"))?)
+        row.try_get(0).map_err(q("decode a result"))
     }
 
     /// `synchronous_standby_names`, reloaded.
@@ -187,7 +187,7 @@ impl Local {
             .query_one("SELECT pg_is_in_recovery()", &[])
             .await
             .map_err(q("pg_is_in_recovery"))?;
-        Ok(row.try_get(0).map_err(q("decode a result"))?)
+        row.try_get(0).map_err(q("decode a result"))
     }
 
     /// Leave recovery and wait for it.
