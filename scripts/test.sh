@@ -15,4 +15,6 @@ echo "== monitor extension: sans-I/O health-check tests"
 (cd monitor-ext && cargo test --quiet -p pgaf-healthcheck)
 
 echo "== integration tests against real Postgres"
+# The scenario tests run the binaries (pg_autoctl, pg_autoproxy).
+cargo build --bins
 cargo nextest run -p pgaf-tests --features integration --no-fail-fast --test-threads 2

@@ -2,6 +2,8 @@
 //! free ports, unprivileged Postgres processes stopped by their PID.
 //!
 //! Everything here is behind the `integration` feature (see tests/README.md):
+//! * [`autoctl`]: real `pg_autoctl` clusters (a monitor and nodes), a
+//!   writer that remembers every acknowledged write;
 //! * [`cluster`]: a temporary Postgres cluster owned by the `postgres` user,
 //!   with the `pgautofailover` extension loaded and created;
 //! * [`monitor`]: a client of the monitor that speaks like a keeper;
@@ -9,6 +11,8 @@
 //! * [`listen`]: `LISTEN state, log` on a dedicated connection;
 //! * [`wait`]: deadlines for everything that waits.
 
+#[cfg(feature = "integration")]
+pub mod autoctl;
 #[cfg(feature = "integration")]
 pub mod cluster;
 #[cfg(feature = "integration")]

@@ -120,7 +120,15 @@ pub fn main() -> i32 {
     // Before any thread exists: leave root for the owner of PGDATA.
     if let Some(pgdata) = cli.command.pgdata() {
         match crate::privileges::drop_root_for(&pgdata) {
-            Ok(Some(acct)) => tracing::debug!("Running as user \"{}\"", acct.name),
+            Ok(Some(acct)) => {
+                tracing::debug!("Running as user \"{}\"", acct.name);
+                // The directory we were started in may be closed to that
+                // user (a root-owned checkout): Postgres programs inherit it.
+                // SAFETY: access(2) on a constant NUL-terminated path.
+                if unsafe { libc::access(c".".as_ptr(), libc::R_OK | libc::X_OK) } != 0 {
+                    let _ = std::env::set_current_dir("/");
+                }
+            }
             Ok(None) => {}
             Err(e) => {
                 tracing::error!("{e}");

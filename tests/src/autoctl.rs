@@ -1,0 +1,662 @@
+//! Real `pg_autoctl` clusters for one test: a monitor and Postgres nodes,
+//! each run by its own `pg_autoctl` process (started as whoever runs the
+//! tests; as root it becomes the `postgres` user itself), in a fresh
+//! directory under /tmp with its own XDG directories, on free 127.0.0.1
+//! ports. Every process is stopped by its PID when the [`Formation`] is
+//! dropped; on a failed test the tail of every log is printed.
+//!
+//! The binary is `PGAF_AUTOCTL`, else `pg_autoctl` next to the test binary's
+//! directory (`target/<profile>/`): build it first (`cargo build --bins`).
+
+use crate::cluster::free_port;
+use std::fs;
+use std::os::unix::fs::chown;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio_postgres::{Client, NoTls};
+
+/// The `pg_autoctl` under test.
+pub fn binary() -> PathBuf {
+    if let Some(p) = std::env::var_os("PGAF_AUTOCTL") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().expect("current_exe");
+    // target/<profile>/deps/<test> -> target/<profile>/pg_autoctl
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target directory");
+    let bin = dir.join("pg_autoctl");
+    assert!(
+        bin.exists(),
+        "{} not found: build it first (cargo build --bins) or set PGAF_AUTOCTL",
+        bin.display()
+    );
+    bin
+}
+
+/// uid and gid of the `postgres` user when running as root.
+pub fn postgres_ids() -> Option<(u32, u32)> {
+    // SAFETY: plain libc calls; getpwnam's static result is read at once.
+    unsafe {
+        if libc::geteuid() != 0 {
+            return None;
+        }
+        let pw = libc::getpwnam(c"postgres".as_ptr());
+        assert!(
+            !pw.is_null(),
+            "running as root but there is no `postgres` user"
+        );
+        Some(((*pw).pw_uid, (*pw).pw_gid))
+    }
+}
+
+fn give_to_postgres(path: &Path) {
+    if let Some((uid, gid)) = postgres_ids() {
+        chown(path, Some(uid), Some(gid)).expect("chown to postgres");
+    }
+}
+
+/// Send `sig` to `pid`.
+pub fn signal(pid: i32, sig: i32) {
+    if pid > 0 {
+        // SAFETY: signalling a process we started (or its postmaster).
+        unsafe { libc::kill(pid, sig) };
+    }
+}
+
+/// Whether `pid` runs (a zombie waiting to be reaped does not).
+fn alive(pid: i32) -> bool {
+    // SAFETY: signal 0 only checks that the process exists.
+    if pid <= 0 || unsafe { libc::kill(pid, 0) } != 0 {
+        return false;
+    }
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // "pid (comm) S ...": the state follows the last ')'.
+    !matches!(
+        stat.rsplit_once(')')
+            .map(|(_, rest)| rest.trim_start().chars().next()),
+        Some(Some('Z' | 'X')) | None
+    )
+}
+
+/// The postmaster PID recorded in `pgdata`.
+pub fn postmaster_pid(pgdata: &Path) -> Option<i32> {
+    fs::read_to_string(pgdata.join("postmaster.pid"))
+        .ok()?
+        .lines()
+        .next()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// One `pg_autoctl` service (monitor or node).
+pub struct Service {
+    pub name: String,
+    pub port: u16,
+    pub pgdata: PathBuf,
+    pub log: PathBuf,
+    child: Option<Child>,
+}
+
+impl Service {
+    /// The `pg_autoctl` process id, while it runs.
+    pub fn pid(&self) -> Option<i32> {
+        self.child.as_ref().and_then(|c| i32::try_from(c.id()).ok())
+    }
+
+    pub fn running(&mut self) -> bool {
+        match self.child.as_mut() {
+            Some(c) => matches!(c.try_wait(), Ok(None)),
+            None => false,
+        }
+    }
+
+    /// Host loss: SIGKILL to `pg_autoctl` and to the postmaster.
+    pub fn kill9(&mut self) {
+        let pm = postmaster_pid(&self.pgdata);
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if let Some(pm) = pm {
+            signal(pm, libc::SIGKILL);
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while alive(pm) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+    }
+
+    /// SIGTERM, then SIGKILL after `limit`. Returns the exit code.
+    pub fn stop(&mut self, limit: Duration) -> Option<i32> {
+        let mut child = self.child.take()?;
+        if let Ok(pid) = i32::try_from(child.id()) {
+            signal(pid, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = child.try_wait() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        // A postmaster left behind would hold the port.
+        if let Some(pm) = postmaster_pid(&self.pgdata) {
+            signal(pm, libc::SIGKILL);
+        }
+        None
+    }
+
+    /// The last `n` lines of the service's log.
+    pub fn log_tail(&self, n: usize) -> String {
+        let text = fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(n)..].join("\n")
+    }
+
+    pub fn log_text(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+/// A node as the monitor reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeState {
+    pub name: String,
+    pub id: i64,
+    pub port: i32,
+    pub reported: String,
+    pub assigned: String,
+    pub health: i32,
+    pub lsn: String,
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// A monitor and its nodes.
+pub struct Formation {
+    pub dir: PathBuf,
+    pub monitor: Service,
+    pub monitor_uri: String,
+    pub nodes: Vec<Service>,
+}
+
+impl Formation {
+    /// A directory for this test, and a monitor running in it.
+    pub async fn with_monitor() -> Formation {
+        crate::cluster::require_installation();
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let dir = std::env::temp_dir().join(format!("pgaf-it-{}-{}", std::process::id(), n));
+        let _ = fs::remove_dir_all(&dir);
+        for sub in ["", "xdg", "xdg/config", "xdg/data", "xdg/run"] {
+            let p = dir.join(sub);
+            fs::create_dir_all(&p).expect("create test directory");
+            give_to_postgres(&p);
+        }
+        let port = free_port();
+        let pgdata = dir.join("monitor");
+        let mut f = Formation {
+            monitor_uri: format!(
+                "postgres://autoctl_node@127.0.0.1:{port}/pg_auto_failover?sslmode=prefer"
+            ),
+            monitor: Service {
+                name: "monitor".into(),
+                port,
+                log: dir.join("monitor.log"),
+                pgdata: pgdata.clone(),
+                child: None,
+            },
+            nodes: Vec::new(),
+            dir,
+        };
+        let args: Vec<String> = [
+            "create",
+            "monitor",
+            "--pgdata",
+            &pgdata.display().to_string(),
+            "--pgport",
+            &port.to_string(),
+            "--hostname",
+            "127.0.0.1",
+            "--listen",
+            "127.0.0.1",
+            "--auth",
+            "trust",
+            "--no-ssl",
+            "--run",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        f.monitor.child = Some(f.spawn(&args, &f.monitor.log));
+        // Ready once the keepers' role can call the API.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(c) = f.try_monitor_client().await {
+                if c.query_one("SELECT count(*) FROM pgautofailover.formation", &[])
+                    .await
+                    .is_ok()
+                {
+                    break;
+                }
+            }
+            assert!(
+                f.monitor.running(),
+                "the monitor exited:\n{}",
+                f.monitor.log_tail(30)
+            );
+            assert!(
+                Instant::now() < deadline,
+                "the monitor is not ready after 60 s:\n{}",
+                f.monitor.log_tail(30)
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        f
+    }
+
+    /// The environment every `pg_autoctl` of this test gets.
+    pub fn env(&self) -> Vec<(&'static str, PathBuf)> {
+        vec![
+            ("XDG_CONFIG_HOME", self.dir.join("xdg/config")),
+            ("XDG_DATA_HOME", self.dir.join("xdg/data")),
+            ("XDG_RUNTIME_DIR", self.dir.join("xdg/run")),
+        ]
+    }
+
+    fn command(&self, args: &[String]) -> Command {
+        let mut c = Command::new(binary());
+        c.args(args)
+            .stdin(Stdio::null())
+            .env_remove("PGDATA")
+            .env_remove("PG_AUTOCTL_MONITOR");
+        for (k, v) in self.env() {
+            c.env(k, v);
+        }
+        c
+    }
+
+    fn spawn(&self, args: &[String], log: &Path) -> Child {
+        let out = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .expect("open log");
+        let err = out.try_clone().expect("clone log handle");
+        self.command(args)
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .expect("start pg_autoctl")
+    }
+
+    /// Run `pg_autoctl args` to completion (60 s at most).
+    pub fn autoctl(&self, args: &[&str]) -> Output {
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        let mut child = self
+            .command(&args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run pg_autoctl");
+        // Drain the pipes on threads so that a chatty command cannot block.
+        let mut so = child.stdout.take().expect("stdout");
+        let mut se = child.stderr.take().expect("stderr");
+        let t_out = std::thread::spawn(move || {
+            let mut v = Vec::new();
+            let _ = std::io::Read::read_to_end(&mut so, &mut v);
+            v
+        });
+        let t_err = std::thread::spawn(move || {
+            let mut v = Vec::new();
+            let _ = std::io::Read::read_to_end(&mut se, &mut v);
+            v
+        });
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let status = loop {
+            if let Ok(Some(s)) = child.try_wait() {
+                break s;
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                panic!("pg_autoctl {} did not finish within 60 s", args.join(" "));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        Output {
+            status,
+            stdout: t_out.join().unwrap_or_default(),
+            stderr: t_err.join().unwrap_or_default(),
+        }
+    }
+
+    /// Start `pg_autoctl create postgres --run` for a new node named `name`
+    /// (does not wait). Returns its index.
+    pub fn add_node(&mut self, name: &str, extra: &[&str]) -> usize {
+        let port = free_port();
+        let pgdata = self.dir.join(name);
+        let mut args: Vec<String> = [
+            "create",
+            "postgres",
+            "--pgdata",
+            &pgdata.display().to_string(),
+            "--pgport",
+            &port.to_string(),
+            "--hostname",
+            "127.0.0.1",
+            "--listen",
+            "127.0.0.1",
+            "--auth",
+            "trust",
+            "--no-ssl",
+            "--monitor",
+            &self.monitor_uri,
+            "--name",
+            name,
+            "--run",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let log = self.dir.join(format!("{name}.log"));
+        let child = self.spawn(&args, &log);
+        self.nodes.push(Service {
+            name: name.into(),
+            port,
+            pgdata,
+            log,
+            child: Some(child),
+        });
+        self.nodes.len() - 1
+    }
+
+    pub fn node(&mut self, name: &str) -> &mut Service {
+        self.nodes
+            .iter_mut()
+            .find(|n| n.name == name)
+            .unwrap_or_else(|| panic!("no node {name}"))
+    }
+
+    /// Start `pg_autoctl run` again for a stopped node.
+    pub fn restart(&mut self, name: &str) {
+        let (pgdata, log) = {
+            let n = self.node(name);
+            assert!(n.child.is_none(), "{name} is still running");
+            (n.pgdata.clone(), n.log.clone())
+        };
+        let args = vec![
+            "run".to_string(),
+            "--pgdata".to_string(),
+            pgdata.display().to_string(),
+        ];
+        let child = self.spawn(&args, &log);
+        self.node(name).child = Some(child);
+    }
+
+    async fn try_monitor_client(&self) -> Result<Client, tokio_postgres::Error> {
+        let mut cfg: tokio_postgres::Config = format!(
+            "host=127.0.0.1 port={} user=autoctl_node dbname=pg_auto_failover connect_timeout=5",
+            self.monitor.port
+        )
+        .parse()?;
+        cfg.options("-c statement_timeout=30s");
+        let (client, conn) = cfg.connect(NoTls).await?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        Ok(client)
+    }
+
+    /// A client of the monitor, as `autoctl_node`.
+    pub async fn monitor_client(&self) -> Client {
+        self.try_monitor_client()
+            .await
+            .expect("connect to the monitor")
+    }
+
+    /// The monitor's view of the formation.
+    pub async fn states(&self) -> Vec<NodeState> {
+        let c = match self.try_monitor_client().await {
+            Ok(c) => c,
+            Err(_) => return Vec::new(),
+        };
+        let rows = c
+            .query(
+                "SELECT nodename::text, node_id::bigint, nodeport::int, current_group_state::text,
+                        assigned_group_state::text, health::int, reported_lsn::text
+                   FROM pgautofailover.current_state('default') ORDER BY node_id",
+                &[],
+            )
+            .await
+            .unwrap_or_default();
+        rows.iter()
+            .map(|r| NodeState {
+                name: r.get(0),
+                id: r.get(1),
+                port: r.get(2),
+                reported: r.get(3),
+                assigned: r.get(4),
+                health: r.get(5),
+                lsn: r.get(6),
+            })
+            .collect()
+    }
+
+    /// Wait until every `(name, state)` holds (reported = assigned = state).
+    /// Returns how long it took.
+    pub async fn wait_states(&mut self, want: &[(&str, &str)], limit: Duration) -> Duration {
+        let start = Instant::now();
+        let deadline = start + limit;
+        loop {
+            let states = self.states().await;
+            let ok = want.iter().all(|(name, st)| {
+                states
+                    .iter()
+                    .any(|s| s.name == *name && s.reported == *st && s.assigned == *st)
+            });
+            if ok {
+                return start.elapsed();
+            }
+            if Instant::now() >= deadline {
+                panic!(
+                    "timed out after {limit:?} waiting for {want:?}; the monitor says {states:#?}"
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The multi-host URI of the formation, as libpq and tokio-postgres
+    /// take it.
+    pub fn uri(&self, dbname: &str) -> String {
+        let hosts: Vec<String> = self
+            .nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port))
+            .collect();
+        format!(
+            "postgres://postgres@{}/{dbname}?target_session_attrs=read-write&connect_timeout=2",
+            hosts.join(",")
+        )
+    }
+
+    /// A client of node `name`'s Postgres, as `postgres`.
+    pub async fn node_client(&mut self, name: &str) -> Client {
+        let port = self.node(name).port;
+        let conninfo =
+            format!("host=127.0.0.1 port={port} user=postgres dbname=postgres connect_timeout=5");
+        let (client, conn) = tokio_postgres::connect(&conninfo, NoTls)
+            .await
+            .expect("connect to the node");
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        client
+    }
+
+    /// Print the end of every log (called when a test fails).
+    pub fn dump_logs(&self) {
+        eprintln!(
+            "==== monitor ({}) ====\n{}",
+            self.monitor.log.display(),
+            self.monitor.log_tail(40)
+        );
+        for n in &self.nodes {
+            eprintln!(
+                "==== {} ({}) ====\n{}",
+                n.name,
+                n.log.display(),
+                n.log_tail(80)
+            );
+        }
+    }
+}
+
+impl Drop for Formation {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.dump_logs();
+        }
+        for n in &mut self.nodes {
+            n.stop(Duration::from_secs(30));
+        }
+        self.monitor.stop(Duration::from_secs(30));
+        if std::env::var_os("PGAF_KEEP_CLUSTERS").is_none() && !std::thread::panicking() {
+            let _ = fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// Writes through the multi-host URI, one row per transaction, for as long
+/// as it runs; remembers every id whose COMMIT was acknowledged.
+pub struct Writer {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    acked: Arc<Mutex<Vec<i64>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Writer {
+    /// Create table `pgaf_writes` through `uri` and start writing.
+    pub async fn start(uri: String) -> Writer {
+        let (c, conn) = tokio_postgres::connect(&uri, NoTls)
+            .await
+            .expect("connect through the URI");
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        c.batch_execute("CREATE TABLE IF NOT EXISTS pgaf_writes (id bigint PRIMARY KEY, at timestamptz DEFAULT now())")
+            .await
+            .expect("create the table");
+        drop(c);
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let acked = Arc::new(Mutex::new(Vec::new()));
+        let (s, a) = (stop.clone(), acked.clone());
+        let task = tokio::spawn(async move {
+            let mut next = 1i64;
+            let mut client: Option<Client> = None;
+            while !s.load(Ordering::SeqCst) {
+                if client.as_ref().is_none_or(|c| c.is_closed()) {
+                    match tokio::time::timeout(
+                        Duration::from_secs(3),
+                        tokio_postgres::connect(&uri, NoTls),
+                    )
+                    .await
+                    {
+                        Ok(Ok((c, conn))) => {
+                            tokio::spawn(async move {
+                                let _ = conn.await;
+                            });
+                            client = Some(c);
+                        }
+                        _ => {
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                            continue;
+                        }
+                    }
+                }
+                let Some(c) = client.as_ref() else { continue };
+                let id = next;
+                let params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&id];
+                let insert = c.execute("INSERT INTO pgaf_writes (id) VALUES ($1)", &params);
+                match tokio::time::timeout(Duration::from_secs(5), insert).await {
+                    Ok(Ok(_)) => {
+                        if let Ok(mut v) = a.lock() {
+                            v.push(next);
+                        }
+                        next += 1;
+                    }
+                    Ok(Err(e))
+                        if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) =>
+                    {
+                        // The previous attempt committed but its reply was lost.
+                        next += 1;
+                    }
+                    _ => {
+                        client = None;
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        });
+        Writer { stop, acked, task }
+    }
+
+    /// How many writes were acknowledged so far.
+    pub fn acked(&self) -> usize {
+        self.acked.lock().map(|v| v.len()).unwrap_or(0)
+    }
+
+    /// Wait for the next acknowledged write; returns how long it took.
+    pub async fn wait_ack(&self, limit: Duration) -> Duration {
+        self.wait_ack_since(Instant::now(), limit).await
+    }
+
+    /// Wait for the next acknowledged write; returns the time from `start`.
+    pub async fn wait_ack_since(&self, start: Instant, limit: Duration) -> Duration {
+        let before = self.acked();
+        while self.acked() == before {
+            assert!(
+                start.elapsed() < limit,
+                "no write was acknowledged within {limit:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        start.elapsed()
+    }
+
+    /// Stop and return every acknowledged id.
+    pub async fn stop(self) -> Vec<i64> {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = tokio::time::timeout(Duration::from_secs(15), self.task).await;
+        self.acked.lock().map(|v| v.clone()).unwrap_or_default()
+    }
+}
+
+/// Check that every acknowledged id is in `pgaf_writes` on `client`.
+pub async fn assert_all_present(client: &Client, acked: &[i64]) {
+    let rows = client
+        .query("SELECT id FROM pgaf_writes", &[])
+        .await
+        .expect("read pgaf_writes");
+    let present: std::collections::HashSet<i64> = rows.iter().map(|r| r.get(0)).collect();
+    let missing: Vec<i64> = acked
+        .iter()
+        .copied()
+        .filter(|id| !present.contains(id))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} acknowledged writes are missing: {:?}",
+        missing.len(),
+        &missing[..missing.len().min(20)]
+    );
+}
