@@ -104,6 +104,18 @@ pub struct Service {
 }
 
 impl Service {
+    /// A node that exists on disk but does not run (start it with
+    /// [`Formation::restart`]).
+    pub fn stopped(name: &str, port: u16, pgdata: PathBuf, log: PathBuf) -> Service {
+        Service {
+            name: name.into(),
+            port,
+            pgdata,
+            log,
+            child: None,
+        }
+    }
+
     /// The `pg_autoctl` process id, while it runs.
     pub fn pid(&self) -> Option<i32> {
         self.child.as_ref().and_then(|c| i32::try_from(c.id()).ok())
@@ -385,6 +397,18 @@ impl Formation {
             .unwrap_or_else(|| panic!("no node {name}"))
     }
 
+    /// Start `pg_autoctl run` again for the stopped monitor.
+    pub fn restart_monitor(&mut self) {
+        assert!(self.monitor.child.is_none(), "the monitor is still running");
+        let args = vec![
+            "run".to_string(),
+            "--pgdata".to_string(),
+            self.monitor.pgdata.display().to_string(),
+        ];
+        let child = self.spawn(&args, &self.monitor.log);
+        self.monitor.child = Some(child);
+    }
+
     /// Start `pg_autoctl run` again for a stopped node.
     pub fn restart(&mut self, name: &str) {
         let (pgdata, log) = {
@@ -488,18 +512,27 @@ impl Formation {
         )
     }
 
-    /// A client of node `name`'s Postgres, as `postgres`.
+    /// A client of node `name`'s Postgres, as `postgres` (retried for 30 s
+    /// while Postgres starts).
     pub async fn node_client(&mut self, name: &str) -> Client {
         let port = self.node(name).port;
         let conninfo =
             format!("host=127.0.0.1 port={port} user=postgres dbname=postgres connect_timeout=5");
-        let (client, conn) = tokio_postgres::connect(&conninfo, NoTls)
-            .await
-            .expect("connect to the node");
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
-        client
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            match tokio_postgres::connect(&conninfo, NoTls).await {
+                Ok((client, conn)) => {
+                    tokio::spawn(async move {
+                        let _ = conn.await;
+                    });
+                    return client;
+                }
+                Err(e) if Instant::now() >= deadline => {
+                    panic!("connect to {name} (port {port}): {e}")
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
     }
 
     /// Print the end of every log (called when a test fails).

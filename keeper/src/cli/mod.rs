@@ -117,6 +117,11 @@ pub fn main() -> i32 {
     };
     crate::logging::init(if cli.quiet { -1 } else { cli.verbose as i8 });
 
+    // A `create` that fails leaves no empty PGDATA of its own behind.
+    let new_pgdata = match (&cli.command, cli.command.pgdata()) {
+        (Command::Create(_), Some(p)) if !p.exists() => Some(p),
+        _ => None,
+    };
     // Before any thread exists: leave root for the owner of PGDATA.
     if let Some(pgdata) = cli.command.pgdata() {
         match crate::privileges::drop_root_for(&pgdata) {
@@ -160,6 +165,10 @@ pub fn main() -> i32 {
         Ok(()) => exit::QUIT,
         Err(f) => {
             tracing::error!("{:#}", f.error);
+            if let Some(p) = new_pgdata {
+                // Only removes an empty directory.
+                let _ = std::fs::remove_dir(p);
+            }
             f.code
         }
     }

@@ -40,6 +40,8 @@ pub struct Node {
     /// Our replication slots match `others` (a primary keeps one per other
     /// node).
     pub slots_synced: bool,
+    /// Consecutive failed calls to the monitor.
+    pub monitor_failures: u32,
 }
 
 impl Node {
@@ -61,6 +63,7 @@ impl Node {
             others: Vec::new(),
             others_refreshed: None,
             slots_synced: false,
+            monitor_failures: 0,
         })
     }
 

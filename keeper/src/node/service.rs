@@ -76,12 +76,15 @@ pub async fn run(
         );
         match iteration(&mut node).instrument(span).await {
             Step::Again => (again, failures) = (true, 0),
-            Step::Wait => (again, failures) = (false, 0),
+            Step::Wait => {
+                (again, failures) = (false, 0);
+                // The state was reported to the monitor in this iteration.
+                if until.is_some_and(|f| f(&node.state)) {
+                    break Exit::Reached;
+                }
+            }
             Step::Failed => (again, failures) = (false, failures + 1),
             Step::Dropped => break Exit::Dropped,
-        }
-        if until.is_some_and(|f| f(&node.state)) {
-            break Exit::Reached;
         }
     };
     match exit {
@@ -177,6 +180,13 @@ async fn iteration(node: &mut Node) -> Step {
     };
     let reached_monitor = match reply {
         Ok(a) => {
+            if node.monitor_failures > 0 {
+                tracing::info!(
+                    "Reached the monitor again after {} failed attempts",
+                    node.monitor_failures
+                );
+                node.monitor_failures = 0;
+            }
             node.state.last_monitor_contact = now_unix();
             if a.goal != node.state.assigned_role {
                 tracing::info!("Monitor assigned new state \"{}\"", a.goal);
@@ -210,10 +220,25 @@ async fn iteration(node: &mut Node) -> Step {
             true
         }
         Err(e) => {
-            if e.code() == Some("42704") && node.state.current_role == NodeState::Dropped {
+            if e.code() == Some("42704") {
+                // The monitor does not know this node any more: it was
+                // removed (`drop node`, `remove_node`).
+                if node.state.current_role != NodeState::Dropped {
+                    tracing::error!(
+                        "The monitor does not know node {} any more: {e}",
+                        node.state.node_id
+                    );
+                }
                 return Step::Dropped;
             }
-            tracing::warn!("Failed to get the goal state from the monitor: {e}");
+            node.monitor_failures += 1;
+            // Every failure is retried; say so once, then every 10 s.
+            if node.monitor_failures == 1 || node.monitor_failures.is_multiple_of(40) {
+                tracing::warn!(
+                    "Failed to get the goal state from the monitor ({} attempts): {e}",
+                    node.monitor_failures
+                );
+            }
             node.drop_monitor();
             partition_check(node).await;
             false
