@@ -1,5 +1,6 @@
-//! The admin port: a deliberately tiny HTTP/1.1 server (GET only, one
-//! request per connection, `Connection: close`).
+//! The admin port, served by the shared tiny HTTP/1.1 server of
+//! [`pgaf_metrics::http`] (GET only, one request per connection,
+//! `Connection: close`).
 //!
 //! * `GET /healthz` — 200 while the process runs (liveness);
 //! * `GET /readyz` — 200 while every read-write listener has a routable
@@ -10,21 +11,17 @@
 //! * `GET /status` — JSON: monitor, listeners, routes, session counts.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use arc_swap::ArcSwap;
+use pgaf_metrics::http::{Handler, Request, Response};
 use serde_json::json;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Role;
 use crate::listener::ListenerCtx;
 use crate::metrics::metrics;
 use crate::monitor::MonitorStatus;
-
-const MAX_REQUEST: usize = 8 * 1024;
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What the admin endpoints look at.
 pub(crate) struct AdminState {
@@ -35,53 +32,18 @@ pub(crate) struct AdminState {
 
 /// Serve until `stop` fires.
 pub(crate) async fn serve(listener: TcpListener, state: Arc<AdminState>, stop: CancellationToken) {
-    loop {
-        let accepted = tokio::select! {
-            _ = stop.cancelled() => return,
-            r = listener.accept() => r,
-        };
-        match accepted {
-            Ok((socket, _)) => {
-                let state = state.clone();
-                tokio::spawn(async move {
-                    if let Err(e) =
-                        tokio::time::timeout(REQUEST_TIMEOUT, handle(socket, &state)).await
-                    {
-                        tracing::debug!("admin request timed out: {e}");
-                    }
-                });
-            }
-            Err(e) => {
-                tracing::warn!("failed to accept an admin connection: {e}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }
-    }
+    pgaf_metrics::http::serve(listener, state, stop.cancelled_owned()).await;
 }
 
-async fn handle(mut socket: TcpStream, state: &AdminState) -> std::io::Result<()> {
-    let mut buf = Vec::with_capacity(1024);
-    let mut chunk = [0u8; 1024];
-    loop {
-        let n = socket.read(&mut chunk).await?;
-        if n == 0 {
-            return Ok(());
-        }
-        buf.extend_from_slice(&chunk[..n]);
-        if buf.windows(4).any(|w| w == b"\r\n\r\n") || buf.windows(2).any(|w| w == b"\n\n") {
-            break;
-        }
-        if buf.len() > MAX_REQUEST {
-            return respond(&mut socket, 431, "text/plain", b"request too large\n").await;
+impl Handler for AdminState {
+    async fn handle(&self, request: Request) -> Response {
+        let (status, content_type, body) = route(&request.method, &request.path, self);
+        Response {
+            status,
+            content_type,
+            body,
         }
     }
-    let line = buf.split(|&b| b == b'\n').next().unwrap_or_default();
-    let line = String::from_utf8_lossy(line);
-    let mut parts = line.split_whitespace();
-    let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-    let path = path.split('?').next().unwrap_or("");
-    let (status, content_type, body) = route(method, path, state);
-    respond(&mut socket, status, content_type, &body).await
 }
 
 /// The response for a request (pure, for tests).
@@ -91,7 +53,13 @@ pub(crate) fn route(method: &str, path: &str, state: &AdminState) -> (u16, &'sta
     }
     match path {
         "/healthz" => (200, "text/plain", b"ok\n".to_vec()),
-        "/metrics" => (200, "text/plain; version=0.0.4", metrics().encode()),
+        "/metrics" => match metrics().encode() {
+            Ok(text) => (200, pgaf_metrics::exposition::CONTENT_TYPE, text),
+            Err(e) => {
+                tracing::warn!("{e}");
+                (500, "text/plain", format!("{e}\n").into_bytes())
+            }
+        },
         "/status" => (
             200,
             "application/json",
@@ -188,27 +156,4 @@ fn status_json(state: &AdminState) -> serde_json::Value {
         },
         "listeners": listeners,
     })
-}
-
-async fn respond(
-    socket: &mut TcpStream,
-    status: u16,
-    content_type: &str,
-    body: &[u8],
-) -> std::io::Result<()> {
-    let reason = match status {
-        200 => "OK",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        431 => "Request Header Fields Too Large",
-        503 => "Service Unavailable",
-        _ => "Error",
-    };
-    let head = format!(
-        "HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    socket.write_all(head.as_bytes()).await?;
-    socket.write_all(body).await?;
-    socket.shutdown().await
 }

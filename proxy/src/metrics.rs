@@ -9,10 +9,10 @@
 
 use std::sync::OnceLock;
 
-use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+use pgaf_metrics::prometheus::{
+    Gauge, Histogram, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Registry,
 };
+use pgaf_metrics::Builder;
 
 /// Why a client connection was refused before it reached a node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,105 +92,99 @@ pub(crate) struct Metrics {
     pub(crate) route_changes_total: IntCounterVec,
     pub(crate) primary_known: IntGaugeVec,
     pub(crate) monitor_up: IntGauge,
+    pub(crate) monitor_last_refresh_timestamp_seconds: Gauge,
     pub(crate) monitor_refreshes_total: IntCounterVec,
     pub(crate) cancel_requests_total: IntCounterVec,
     pub(crate) config_reloads_total: IntCounterVec,
 }
 
-fn opts(name: &str, help: &str) -> Opts {
-    Opts::new(name, help).namespace("pgautoproxy")
-}
-
 impl Metrics {
-    #[allow(clippy::expect_used)]
     fn new() -> Metrics {
-        // Registration fails only for duplicate or malformed names, which
-        // are constants here: a bug caught by the first test.
-        let registry = Registry::new();
-        macro_rules! reg {
-            ($m:expr) => {{
-                let m = $m.expect("valid metric definition");
-                registry
-                    .register(Box::new(m.clone()))
-                    .expect("unique metric name");
-                m
-            }};
-        }
+        let b = Builder::new("pgautoproxy");
+        pgaf_metrics::build_info::register(&b, env!("CARGO_PKG_VERSION"));
         let latency_buckets = vec![
             0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 0.5, 1.0, 5.0,
         ];
         let wait_buckets = vec![
             0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0,
         ];
-        let build_info = reg!(IntGaugeVec::new(
-            opts("build_info", "Build information; always 1."),
-            &["version"]
-        ));
-        build_info
-            .with_label_values(&[env!("CARGO_PKG_VERSION")])
-            .set(1);
         Metrics {
-            client_connections_active: reg!(IntGaugeVec::new(
-                opts("client_connections_active", "Client connections open now (handshake, waiting or relaying)."),
-                &["listener"]
-            )),
-            client_connections_total: reg!(IntCounterVec::new(
-                opts("client_connections_total", "Client connections accepted."),
-                &["listener"]
-            )),
-            client_connections_rejected_total: reg!(IntCounterVec::new(
-                opts("client_connections_rejected_total", "Client connections refused before reaching a node, by reason."),
-                &["listener", "reason"]
-            )),
-            client_connections_fenced_total: reg!(IntCounterVec::new(
-                opts("client_connections_fenced_total", "Relayed sessions closed by the proxy, by reason (role_lost, monitor_lost, shutdown)."),
-                &["listener", "reason"]
-            )),
-            clients_waiting: reg!(IntGaugeVec::new(
-                opts("clients_waiting", "Client connections held while no primary (or secondary) is known."),
-                &["listener"]
-            )),
-            client_wait_seconds: reg!(HistogramVec::new(
-                HistogramOpts::new("client_wait_seconds", "Time client connections were held waiting for a node.")
-                    .namespace("pgautoproxy")
-                    .buckets(wait_buckets),
-                &["listener"]
-            )),
-            transferred_bytes_total: reg!(IntCounterVec::new(
-                opts("transferred_bytes_total", "Bytes relayed, by direction (client_to_server, server_to_client)."),
-                &["listener", "direction"]
-            )),
-            backend_connect_seconds: reg!(HistogramVec::new(
-                HistogramOpts::new("backend_connect_seconds", "Latency of TCP connections to nodes, by outcome.")
-                    .namespace("pgautoproxy")
-                    .buckets(latency_buckets),
-                &["listener", "outcome"]
-            )),
-            route_changes_total: reg!(IntCounterVec::new(
-                opts("route_changes_total", "Changes of the primary of a formation group (including to and from none)."),
-                &["formation", "group"]
-            )),
-            primary_known: reg!(IntGaugeVec::new(
-                opts("primary_known", "1 while a primary is known and routable for the formation group."),
-                &["formation", "group"]
-            )),
-            monitor_up: reg!(IntGauge::with_opts(opts(
+            client_connections_active: b.int_gauge_vec(
+                "client_connections_active",
+                "Client connections open now (handshake, waiting or relaying).",
+                &["listener"],
+            ),
+            client_connections_total: b.int_counter_vec(
+                "client_connections_total",
+                "Client connections accepted.",
+                &["listener"],
+            ),
+            client_connections_rejected_total: b.int_counter_vec(
+                "client_connections_rejected_total",
+                "Client connections refused before reaching a node, by reason.",
+                &["listener", "reason"],
+            ),
+            client_connections_fenced_total: b.int_counter_vec(
+                "client_connections_fenced_total",
+                "Relayed sessions closed by the proxy, by reason (role_lost, monitor_lost, shutdown).",
+                &["listener", "reason"],
+            ),
+            clients_waiting: b.int_gauge_vec(
+                "clients_waiting",
+                "Client connections held while no primary (or secondary) is known.",
+                &["listener"],
+            ),
+            client_wait_seconds: b.histogram_vec(
+                "client_wait_seconds",
+                "Time client connections were held waiting for a node.",
+                &["listener"],
+                wait_buckets,
+            ),
+            transferred_bytes_total: b.int_counter_vec(
+                "transferred_bytes_total",
+                "Bytes relayed, by direction (client_to_server, server_to_client).",
+                &["listener", "direction"],
+            ),
+            backend_connect_seconds: b.histogram_vec(
+                "backend_connect_seconds",
+                "Latency of TCP connections to nodes, by outcome.",
+                &["listener", "outcome"],
+                latency_buckets,
+            ),
+            route_changes_total: b.int_counter_vec(
+                "route_changes_total",
+                "Changes of the primary of a formation group (including to and from none).",
+                &["formation", "group"],
+            ),
+            primary_known: b.int_gauge_vec(
+                "primary_known",
+                "1 while a primary is known and routable for the formation group.",
+                &["formation", "group"],
+            ),
+            monitor_up: b.int_gauge(
                 "monitor_up",
-                "1 while the LISTEN connection to the monitor is up and its last refresh succeeded."
-            ))),
-            monitor_refreshes_total: reg!(IntCounterVec::new(
-                opts("monitor_refreshes_total", "Reads of the monitor's current state, by outcome."),
-                &["outcome"]
-            )),
-            cancel_requests_total: reg!(IntCounterVec::new(
-                opts("cancel_requests_total", "CancelRequests received, by outcome (routed, broadcast, dropped)."),
-                &["outcome"]
-            )),
-            config_reloads_total: reg!(IntCounterVec::new(
-                opts("config_reloads_total", "Configuration reloads, by outcome."),
-                &["outcome"]
-            )),
-            registry,
+                "1 while the LISTEN connection to the monitor is up and its last refresh succeeded.",
+            ),
+            monitor_last_refresh_timestamp_seconds: b.gauge(
+                "monitor_last_refresh_timestamp_seconds",
+                "Unix time of the last successful read of the monitor's state (0: never).",
+            ),
+            monitor_refreshes_total: b.int_counter_vec(
+                "monitor_refreshes_total",
+                "Reads of the monitor's current state, by outcome.",
+                &["outcome"],
+            ),
+            cancel_requests_total: b.int_counter_vec(
+                "cancel_requests_total",
+                "CancelRequests received, by outcome (routed, broadcast, dropped).",
+                &["outcome"],
+            ),
+            config_reloads_total: b.int_counter_vec(
+                "config_reloads_total",
+                "Configuration reloads, by outcome.",
+                &["outcome"],
+            ),
+            registry: b.registry().clone(),
         }
         .init_fixed_labels()
     }
@@ -212,13 +206,8 @@ impl Metrics {
     }
 
     /// The text exposition of every metric.
-    pub(crate) fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(16 * 1024);
-        // Encoding into a Vec cannot fail for valid families.
-        if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
-            tracing::warn!("failed to encode metrics: {e}");
-        }
-        out
+    pub(crate) fn encode(&self) -> Result<Vec<u8>, pgaf_metrics::exposition::ExpositionError> {
+        pgaf_metrics::exposition::encode(&self.registry)
     }
 
     pub(crate) fn cancel(&self, outcome: CancelOutcome) {
@@ -244,11 +233,11 @@ pub(crate) struct ListenerMetrics {
     pub(crate) fenced_monitor_lost: IntCounter,
     pub(crate) fenced_shutdown: IntCounter,
     pub(crate) waiting: IntGauge,
-    pub(crate) wait_seconds: prometheus::Histogram,
+    pub(crate) wait_seconds: Histogram,
     pub(crate) bytes_c2s: IntCounter,
     pub(crate) bytes_s2c: IntCounter,
-    pub(crate) connect_ok: prometheus::Histogram,
-    pub(crate) connect_error: prometheus::Histogram,
+    pub(crate) connect_ok: Histogram,
+    pub(crate) connect_error: Histogram,
 }
 
 impl ListenerMetrics {
@@ -339,7 +328,7 @@ mod tests {
         lm.rejected(RejectReason::NoRoute);
         lm.wait_seconds.observe(0.5);
         GroupMetrics::new("f", 0).route_changes.inc();
-        let text = String::from_utf8(metrics().encode()).unwrap();
+        let text = String::from_utf8(metrics().encode().unwrap()).unwrap();
         for line in text
             .lines()
             .filter(|l| !l.starts_with('#') && !l.is_empty())

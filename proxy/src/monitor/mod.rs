@@ -76,8 +76,14 @@ impl MonitorStatus {
     fn set_up(&self) {
         self.up.store(true, Ordering::Relaxed);
         metrics().monitor_up.set(1);
+        let now = SystemTime::now();
+        if let Ok(since_epoch) = now.duration_since(std::time::UNIX_EPOCH) {
+            metrics()
+                .monitor_last_refresh_timestamp_seconds
+                .set(since_epoch.as_secs_f64());
+        }
         if let Ok(mut s) = self.inner.lock() {
-            s.last_refresh = Some(SystemTime::now());
+            s.last_refresh = Some(now);
             s.down_since = None;
             s.expired = false;
         }
