@@ -9,8 +9,8 @@
 
 use prometheus::core::Collector;
 use prometheus::{
-    Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
-    IntGaugeVec, Opts, Registry,
+    Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
+    Opts, Registry,
 };
 
 use crate::StateGauge;
@@ -50,8 +50,8 @@ impl Builder {
         name: &str,
         metric: Result<C, prometheus::Error>,
     ) -> C {
-        let metric = metric
-            .unwrap_or_else(|e| panic!("invalid metric {}_{name}: {e}", self.namespace));
+        let metric =
+            metric.unwrap_or_else(|e| panic!("invalid metric {}_{name}: {e}", self.namespace));
         if let Err(e) = self.registry.register(Box::new(metric.clone())) {
             panic!("cannot register metric {}_{name}: {e}", self.namespace);
         }

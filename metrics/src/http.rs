@@ -78,14 +78,14 @@ pub trait Handler: Send + Sync + 'static {
 
 /// An address to listen on could not be understood.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("\"{0}\" is not an address to listen on: use IP:PORT, for example 127.0.0.1:9360 or [::]:9360")]
+#[error(
+    "\"{0}\" is not an address to listen on: use IP:PORT, for example 127.0.0.1:9360 or [::]:9360"
+)]
 pub struct ListenAddrError(pub String);
 
 /// Parse a listen address (`IP:PORT`).
 pub fn parse_listen(s: &str) -> Result<SocketAddr, ListenAddrError> {
-    s.trim()
-        .parse()
-        .map_err(|_| ListenAddrError(s.to_string()))
+    s.trim().parse().map_err(|_| ListenAddrError(s.to_string()))
 }
 
 /// Serve `listener` until `shutdown` completes.
@@ -241,7 +241,10 @@ mod tests {
 
         let r = exchange(addr, b"GET /metrics?x=1 HTTP/1.1\r\nHost: x\r\n\r\n").await;
         assert!(r.starts_with("HTTP/1.1 200 OK\r\n"), "{r}");
-        assert!(r.contains("Content-Type: text/plain; version=0.0.4\r\n"), "{r}");
+        assert!(
+            r.contains("Content-Type: text/plain; version=0.0.4\r\n"),
+            "{r}"
+        );
         assert!(r.contains("Content-Length: 14\r\n"), "{r}");
         assert!(r.ends_with("\r\n\r\npgaftest_up 1\n"), "{r}");
 

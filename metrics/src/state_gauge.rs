@@ -57,9 +57,18 @@ mod tests {
         let g = b.state_gauge("state", "State.", &["node"], &["a", "b", "c"]);
         g.set(&["1"], Some("b"));
         let text = String::from_utf8(crate::exposition::encode(b.registry()).unwrap()).unwrap();
-        assert!(text.contains("pgaftest_state{node=\"1\",state=\"a\"} 0"), "{text}");
-        assert!(text.contains("pgaftest_state{node=\"1\",state=\"b\"} 1"), "{text}");
-        assert!(text.contains("pgaftest_state{node=\"1\",state=\"c\"} 0"), "{text}");
+        assert!(
+            text.contains("pgaftest_state{node=\"1\",state=\"a\"} 0"),
+            "{text}"
+        );
+        assert!(
+            text.contains("pgaftest_state{node=\"1\",state=\"b\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("pgaftest_state{node=\"1\",state=\"c\"} 0"),
+            "{text}"
+        );
         g.set(&["1"], Some("zz"));
         let text = String::from_utf8(crate::exposition::encode(b.registry()).unwrap()).unwrap();
         assert!(!text.contains("} 1"), "{text}");
