@@ -19,6 +19,8 @@ use tracing::Instrument;
 pub const INTERVAL: Duration = Duration::from_millis(250);
 /// How often the primary checks which standbys stream from it.
 const WITNESS_PERIOD: Duration = Duration::from_millis(150);
+/// How often a standby waiting for its primary says so.
+const WAIT_NOTICE: Duration = Duration::from_secs(10);
 /// How often the list of other nodes is refreshed.
 const OTHERS_PERIOD: Duration = Duration::from_secs(5);
 
@@ -57,6 +59,8 @@ pub async fn run(
     let mut again = true;
     // Consecutive failed transitions: the retry interval doubles up to 8x.
     let mut failures = 0u32;
+    // A standby waiting for its primary says so every WAIT_NOTICE.
+    let (mut waiting_since, mut waiting_notices): (Option<Instant>, u32) = (None, 1);
     let exit = loop {
         if !again {
             let pause = INTERVAL * 2u32.pow(failures.min(3));
@@ -68,13 +72,30 @@ pub async fn run(
                 _ = tokio::time::sleep(pause) => {}
             }
         }
-        let span = tracing::info_span!(
-            "loop",
-            node = node.state.node_id,
-            current = %node.state.current_role,
-            assigned = %node.state.assigned_role
-        );
-        match iteration(&mut node).instrument(span).await {
+        let span = tracing::info_span!("loop", node = node.state.node_id, current = %node.state.current_role);
+        // SIGTERM or SIGINT abandon a step in progress (a base backup can
+        // take hours): every transition starts over from the beginning at
+        // the next run, as after a crash.
+        let step = tokio::select! {
+            step = iteration(&mut node).instrument(span) => step,
+            _ = sigterm.recv() => break Exit::Stopped,
+            _ = sigint.recv() => break Exit::Stopped,
+        };
+        if node.state.current_role == NodeState::WaitStandby
+            && node.state.assigned_role == NodeState::WaitStandby
+        {
+            let since = *waiting_since.get_or_insert_with(Instant::now);
+            if since.elapsed() >= WAIT_NOTICE * waiting_notices {
+                waiting_notices += 1;
+                tracing::info!(
+                    "Still waiting for the monitor to drive this standby to \"catchingup\": \
+                     the primary must be running `pg_autoctl run` and reach the monitor"
+                );
+            }
+        } else {
+            (waiting_since, waiting_notices) = (None, 1);
+        }
+        match step {
             Step::Again => (again, failures) = (true, 0),
             Step::Wait => {
                 (again, failures) = (false, 0);

@@ -6,7 +6,7 @@ use super::bin::PgBin;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::io::{AsyncReadExt, BufReader};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ToolError {
@@ -63,9 +63,33 @@ async fn run(
         {
             let name = program.to_string();
             tasks.push(tokio::spawn(async move {
+                // Lines end with \n, or with \r for progress reports
+                // (pg_basebackup --progress, pg_rewind --progress): each is
+                // logged as it comes, so long steps show progress.
                 let mut seen = Vec::new();
-                let mut reader = BufReader::new(stream).lines();
-                while let Ok(Some(line)) = reader.next_line().await {
+                let mut reader = BufReader::new(stream);
+                let mut pending: Vec<u8> = Vec::new();
+                let mut buf = [0u8; 4096];
+                loop {
+                    let n = match reader.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => n,
+                    };
+                    for &b in &buf[..n] {
+                        if b == b'\n' || b == b'\r' {
+                            let line = String::from_utf8_lossy(&pending).trim_end().to_string();
+                            pending.clear();
+                            if !line.is_empty() {
+                                tracing::info!("{name}: {line}");
+                                seen.push(line);
+                            }
+                        } else {
+                            pending.push(b);
+                        }
+                    }
+                }
+                let line = String::from_utf8_lossy(&pending).trim_end().to_string();
+                if !line.is_empty() {
                     tracing::info!("{name}: {line}");
                     seen.push(line);
                 }
