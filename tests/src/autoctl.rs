@@ -439,6 +439,11 @@ impl Formation {
         Ok(client)
     }
 
+    /// A client of the monitor, as `autoctl_node`, if it answers.
+    pub async fn monitor_client_opt(&self) -> Option<Client> {
+        self.try_monitor_client().await.ok()
+    }
+
     /// A client of the monitor, as `autoctl_node`.
     pub async fn monitor_client(&self) -> Client {
         self.try_monitor_client()

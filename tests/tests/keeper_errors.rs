@@ -3,7 +3,8 @@
 //! configuration or state file): a PGDATA owned by root, a missing pg_ctl,
 //! an unreachable monitor, a port in use, a PGDATA from another cluster.
 //! Also: `create` without `--run` returns once the node is initialised, with
-//! Postgres stopped, and `run` takes over from there.
+//! Postgres stopped, and `run` takes over from there; `pg_autoctl run` on
+//! the monitor restarts the monitor's Postgres when it dies.
 #![cfg(feature = "integration")]
 #![allow(clippy::unwrap_used)]
 
