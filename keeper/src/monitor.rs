@@ -318,19 +318,36 @@ impl Monitor {
         }
     }
 
-    pub async fn get_other_nodes(&self, node_id: i64) -> Result<Vec<NodeAddr>, MonitorError> {
+    /// Rows of a set-returning node function (`get_other_nodes`,
+    /// `get_nodes`, `get_most_advanced_standby`), given as `from`.
+    async fn node_rows(
+        &self,
+        context: &'static str,
+        from: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<Vec<NodeAddr>, MonitorError> {
+        let query = format!(
+            "SELECT node_id::bigint, node_name::text, node_host::text, node_port::int,
+                    node_lsn::text, node_is_primary::bool
+               FROM {from}"
+        );
         let rows = self
             .client
-            .query(
-                "SELECT node_id::bigint, node_name::text, node_host::text, node_port::int, node_lsn::text, node_is_primary::bool
-                   FROM pgautofailover.get_other_nodes($1)",
-                &[&node_id],
-            )
+            .query(&query, params)
             .await
-            .map_err(sql("get_other_nodes"))?;
+            .map_err(sql(context))?;
         rows.iter()
-            .map(|r| Monitor::node_addr(r, "get_other_nodes"))
+            .map(|r| Monitor::node_addr(r, context))
             .collect()
+    }
+
+    pub async fn get_other_nodes(&self, node_id: i64) -> Result<Vec<NodeAddr>, MonitorError> {
+        self.node_rows(
+            "get_other_nodes",
+            "pgautofailover.get_other_nodes($1)",
+            &[&node_id],
+        )
+        .await
     }
 
     pub async fn get_nodes(
@@ -338,18 +355,12 @@ impl Monitor {
         formation: &str,
         group: i32,
     ) -> Result<Vec<NodeAddr>, MonitorError> {
-        let rows = self
-            .client
-            .query(
-                "SELECT node_id::bigint, node_name::text, node_host::text, node_port::int, node_lsn::text, node_is_primary::bool
-                   FROM pgautofailover.get_nodes($1, $2) ORDER BY node_id",
-                &[&formation, &group],
-            )
-            .await
-            .map_err(sql("get_nodes"))?;
-        rows.iter()
-            .map(|r| Monitor::node_addr(r, "get_nodes"))
-            .collect()
+        self.node_rows(
+            "get_nodes",
+            "pgautofailover.get_nodes($1, $2) ORDER BY node_id",
+            &[&formation, &group],
+        )
+        .await
     }
 
     pub async fn most_advanced_standby(
@@ -357,17 +368,14 @@ impl Monitor {
         formation: &str,
         group: i32,
     ) -> Result<Option<NodeAddr>, MonitorError> {
-        let row = self
-            .client
-            .query_opt(
-                "SELECT node_id::bigint, node_name::text, node_host::text, node_port::int, node_lsn::text, node_is_primary::bool
-                   FROM pgautofailover.get_most_advanced_standby($1, $2)",
+        let rows = self
+            .node_rows(
+                "get_most_advanced_standby",
+                "pgautofailover.get_most_advanced_standby($1, $2)",
                 &[&formation, &group],
             )
-            .await
-            .map_err(sql("get_most_advanced_standby"))?;
-        row.map(|r| Monitor::node_addr(&r, "get_most_advanced_standby"))
-            .transpose()
+            .await?;
+        Ok(rows.into_iter().next())
     }
 
     pub async fn standby_names(&self, formation: &str, group: i32) -> Result<String, MonitorError> {
