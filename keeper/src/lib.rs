@@ -8,12 +8,14 @@
 //! * [`pg`]: the local Postgres (programs, files, SQL, supervision);
 //! * [`node`]: a Postgres node, its creation and its node-active loop;
 //! * [`monitor_node`]: the monitor node;
+//! * [`metrics`]: the Prometheus endpoints of the monitor and the keeper;
 //! * [`privileges`], [`logging`]: process set-up.
 
 pub mod cli;
 pub mod config;
 pub mod ini;
 pub mod logging;
+pub mod metrics;
 pub mod monitor;
 pub mod monitor_node;
 pub mod node;

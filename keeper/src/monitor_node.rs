@@ -25,6 +25,8 @@ pub struct CreateMonitor {
     pub skip_hba: bool,
     pub ssl: Ssl,
     pub pg_ctl: Option<PathBuf>,
+    /// `--metrics-listen` (empty: off).
+    pub metrics_listen: String,
 }
 
 /// The connection string keepers and operators use for this monitor.
@@ -139,7 +141,7 @@ pub async fn create(opts: &CreateMonitor) -> anyhow::Result<(MonitorConfig, Post
             },
         },
         ssl: opts.ssl.clone(),
-        metrics_listen: String::new(),
+        metrics_listen: opts.metrics_listen.clone(),
     };
     let exists = paths.pgdata.join("PG_VERSION").exists();
     if !exists {
@@ -252,6 +254,8 @@ pub async fn run(cfg: MonitorConfig, pg: Option<Postgres>) -> anyhow::Result<()>
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sighup = signal(SignalKind::hangup())?;
+    let metrics_addr = crate::metrics::listen_addr(&cfg.metrics_listen)
+        .context("[pg_autoctl] metrics_listen of the monitor's configuration")?;
     let pg = match pg {
         Some(pg) => pg,
         None => {
@@ -263,6 +267,10 @@ pub async fn run(cfg: MonitorConfig, pg: Option<Postgres>) -> anyhow::Result<()>
         }
     };
     pg.set_want(crate::pg::process::Want::Running);
+    if let Some(addr) = metrics_addr {
+        let metrics = crate::metrics::monitor::MonitorMetrics::new(cfg.pg.pgdata.clone());
+        pgaf_metrics::http::spawn(addr, metrics);
+    }
     tracing::info!(
         "pg_autoctl monitor is running on port {}: {}",
         cfg.pg.port,

@@ -80,6 +80,9 @@ pub struct MonitorArgs {
     pub auth: AuthArgs,
     #[command(flatten)]
     pub ssl: SslArgs,
+    /// Serve Prometheus metrics on http://ADDR/metrics (IP:PORT, e.g. 127.0.0.1:9360); stored in the configuration as [pg_autoctl] metrics_listen
+    #[arg(long, value_name = "ADDR", value_parser = crate::metrics::parse_listen_option)]
+    pub metrics_listen: Option<String>,
     /// Create the node then run the pg_autoctl service
     #[arg(long)]
     pub run: bool,
@@ -152,6 +155,9 @@ pub struct PostgresArgs {
     /// Maximum transfer rate of the initial base backup
     #[arg(long, default_value = "100M")]
     pub maximum_backup_rate: String,
+    /// Serve Prometheus metrics on http://ADDR/metrics (IP:PORT, e.g. 127.0.0.1:9360); stored in the configuration as [pg_autoctl] metrics_listen
+    #[arg(long, value_name = "ADDR", value_parser = crate::metrics::parse_listen_option)]
+    pub metrics_listen: Option<String>,
     /// Create the node then run the pg_autoctl service
     #[arg(long)]
     pub run: bool,
@@ -204,6 +210,7 @@ async fn monitor(a: MonitorArgs) -> CmdResult {
         skip_hba,
         ssl,
         pg_ctl: a.pgctl.clone(),
+        metrics_listen: a.metrics_listen.clone().unwrap_or_default(),
     };
     let (cfg, pg) = crate::monitor_node::create(&opts)
         .await
@@ -263,6 +270,7 @@ async fn postgres(a: PostgresArgs) -> CmdResult {
         ssl,
         pg_ctl: a.pgctl.clone(),
         maximum_backup_rate: a.maximum_backup_rate.clone(),
+        metrics_listen: a.metrics_listen.clone().unwrap_or_default(),
     };
     let (node, fresh) = crate::node::create::create(&opts)
         .await

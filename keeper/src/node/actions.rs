@@ -34,6 +34,27 @@ pub enum ActionError {
     NotYet(String),
 }
 
+impl ActionError {
+    /// Every value of [`ActionError::kind`].
+    pub const KINDS: [&'static str; 6] =
+        ["postgres", "monitor", "process", "tool", "io", "not_yet"];
+
+    /// What failed, as a bounded metrics label: SQL on the local Postgres,
+    /// a call to the monitor, starting or stopping Postgres, a Postgres
+    /// program (pg_basebackup, pg_rewind, ...), a file, or a condition not
+    /// met yet.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ActionError::Local(_) => "postgres",
+            ActionError::Monitor(_) => "monitor",
+            ActionError::Process(_) => "process",
+            ActionError::Tool(_) => "tool",
+            ActionError::Io { .. } => "io",
+            ActionError::NotYet(_) => "not_yet",
+        }
+    }
+}
+
 fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> ActionError {
     let context = context.into();
     move |source| ActionError::Io { context, source }

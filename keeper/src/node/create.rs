@@ -36,6 +36,8 @@ pub struct CreatePostgres {
     pub ssl: Ssl,
     pub pg_ctl: Option<PathBuf>,
     pub maximum_backup_rate: String,
+    /// `--metrics-listen` (empty: off).
+    pub metrics_listen: String,
 }
 
 /// How long registration retries while the monitor answers 55006.
@@ -235,7 +237,7 @@ fn write_files(
         timeouts: Timeouts::default(),
         citus_role: "primary".into(),
         citus_cluster_name: String::new(),
-        metrics_listen: String::new(),
+        metrics_listen: opts.metrics_listen.clone(),
     };
     paths
         .create_dirs()

@@ -13,6 +13,7 @@ pub mod lease;
 pub mod service;
 
 use crate::config::KeeperConfig;
+use crate::metrics::node::NodeMetrics;
 use crate::monitor::{Monitor, MonitorError, NodeAddr};
 use crate::paths::NodePaths;
 use crate::pg::bin::PgBin;
@@ -21,6 +22,7 @@ use crate::pg::local::{Local, LocalError};
 use crate::pg::process::Postgres;
 use crate::state::KeeperState;
 use lease::Lease;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// How long the keeper waits for the monitor to answer a call.
@@ -42,6 +44,8 @@ pub struct Node {
     pub slots_synced: bool,
     /// Consecutive failed calls to the monitor.
     pub monitor_failures: u32,
+    /// The keeper's Prometheus metrics (served when `metrics_listen` is set).
+    pub metrics: Arc<NodeMetrics>,
 }
 
 impl Node {
@@ -52,6 +56,7 @@ impl Node {
         state: KeeperState,
     ) -> anyhow::Result<Node> {
         let pg = Postgres::new(bin.clone(), &paths.pgdata)?;
+        let metrics = NodeMetrics::new(paths.pgdata.clone(), state.last_monitor_contact);
         Ok(Node {
             cfg,
             paths,
@@ -64,6 +69,7 @@ impl Node {
             others_refreshed: None,
             slots_synced: false,
             monitor_failures: 0,
+            metrics,
         })
     }
 

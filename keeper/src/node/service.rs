@@ -51,6 +51,7 @@ pub async fn run(
     let wake = Arc::new(Notify::new());
     spawn_listener(&node, wake.clone());
     spawn_witness_poller(&node);
+    serve_metrics(&node)?;
 
     tracing::info!(
         "pg_autoctl service is running, current state is \"{}\"",
@@ -209,6 +210,7 @@ async fn iteration(node: &mut Node) -> Step {
                 node.monitor_failures = 0;
             }
             node.state.last_monitor_contact = now_unix();
+            node.metrics.monitor_contact();
             if a.goal != node.state.assigned_role {
                 tracing::info!("Monitor assigned new state \"{}\"", a.goal);
             }
@@ -273,6 +275,7 @@ async fn iteration(node: &mut Node) -> Step {
             Ok(true) => Step::Again,
             Ok(false) => Step::Wait,
             Err(e) => {
+                node.metrics.action_failed(&e);
                 tracing::warn!("Failed to transition from \"{current}\" to \"{goal}\": {e}");
                 Step::Failed
             }
@@ -284,6 +287,7 @@ async fn iteration(node: &mut Node) -> Step {
             return Step::Dropped;
         }
         if let Err(e) = ensure(node, reached_monitor).await {
+            node.metrics.action_failed(&e);
             tracing::warn!("Failed to enforce state \"{current}\": {e}");
         }
         Step::Wait
@@ -291,7 +295,25 @@ async fn iteration(node: &mut Node) -> Step {
     let writable = node.state.current_role.can_take_writes();
     node.lease.set_writable(writable);
     node.save_state();
+    let up = node.pg.status().ready;
+    node.metrics
+        .observe(&node.cfg, &node.state, up, meta.as_ref());
     step
+}
+
+/// Serve `/metrics` when `[pg_autoctl] metrics_listen` is set.
+fn serve_metrics(node: &Node) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let addr = crate::metrics::listen_addr(&node.cfg.metrics_listen).with_context(|| {
+        format!(
+            "[pg_autoctl] metrics_listen in {}",
+            node.paths.config.display()
+        )
+    })?;
+    if let Some(addr) = addr {
+        pgaf_metrics::http::spawn(addr, node.metrics.clone());
+    }
+    Ok(())
 }
 
 /// Run the transition `current` → `goal`. Returns whether it completed.
@@ -316,6 +338,7 @@ async fn transition(
     );
     if keeper::ensure_before_transition(current, goal) {
         if let Err(e) = ensure(node, true).await {
+            node.metrics.action_failed(&e);
             tracing::warn!("Failed to enforce state \"{current}\" first: {e}");
         }
     }
@@ -324,6 +347,7 @@ async fn transition(
         actions::run(node, *action, goal).await?;
     }
     node.state.current_role = goal;
+    node.metrics.transition(current, goal);
     node.save_state();
     tracing::info!("Transition complete: current state is now \"{goal}\"");
     Ok(true)

@@ -44,6 +44,11 @@ pub struct Local {
 impl Local {
     /// Connect as the OS user to the `postgres` database.
     pub async fn connect(pgdata: &Path) -> Result<Local, LocalError> {
+        Local::connect_db(pgdata, "postgres").await
+    }
+
+    /// Connect as the OS user to database `dbname`.
+    pub async fn connect_db(pgdata: &Path, dbname: &str) -> Result<Local, LocalError> {
         let pm = PostmasterPid::read(pgdata)
             .filter(PostmasterPid::ready)
             .ok_or_else(|| LocalError::NotRunning(pgdata.display().to_string()))?;
@@ -52,7 +57,7 @@ impl Local {
         cfg.host_path(&pm.socket_dir)
             .port(pm.port)
             .user(&user)
-            .dbname("postgres")
+            .dbname(dbname)
             .application_name("pg_autoctl")
             .connect_timeout(std::time::Duration::from_secs(5));
         let (client, conn) = cfg.connect(NoTls).await.map_err(LocalError::Connect)?;
@@ -97,6 +102,28 @@ impl Local {
             sync_state: row.try_get(3).map_err(q("decode a result"))?,
             system_identifier: row.try_get(4).map_err(q("decode a result"))?,
         })
+    }
+
+    /// WAL bytes a standby has yet to replay: from its replay position to
+    /// the end of WAL its primary's walsender last announced
+    /// (`pg_stat_wal_receiver.latest_end_lsn`). 0 on a primary; `None` on
+    /// a standby that does not stream.
+    pub async fn replication_lag(&self) -> Result<Option<i64>, LocalError> {
+        let row = self
+            .client
+            .query_one(
+                "SELECT CASE WHEN pg_is_in_recovery()
+                             THEN (SELECT greatest(0, d)::bigint
+                                     FROM (SELECT pg_wal_lsn_diff(latest_end_lsn,
+                                                                  pg_last_wal_replay_lsn()) AS d
+                                             FROM pg_stat_wal_receiver) w
+                                    WHERE d IS NOT NULL)
+                             ELSE 0 END",
+                &[],
+            )
+            .await
+            .map_err(q("read the replication lag"))?;
+        row.try_get(0).map_err(q("decode a result"))
     }
 
     /// Node ids of the standbys streaming from us that replied within
