@@ -9,6 +9,8 @@
 //! * [`monitor`]: a client of the monitor that speaks like a keeper;
 //! * [`keeper`]: simulated keepers driving `node_active`;
 //! * [`listen`]: `LISTEN state, log` on a dedicated connection;
+//! * [`proxy`]: `pg_autoproxy` for one test, and clients that write and
+//!   benchmark through it;
 //! * [`wait`]: deadlines for everything that waits.
 
 #[cfg(feature = "integration")]
@@ -21,5 +23,7 @@ pub mod keeper;
 pub mod listen;
 #[cfg(feature = "integration")]
 pub mod monitor;
+#[cfg(feature = "integration")]
+pub mod proxy;
 #[cfg(feature = "integration")]
 pub mod wait;
