@@ -7,6 +7,11 @@
 //!
 //! The binary is `PGAF_AUTOCTL`, else `pg_autoctl` next to the test binary's
 //! directory (`target/<profile>/`): build it first (`cargo build --bins`).
+//!
+//! Each service can instead be run by Debian's upstream pg_auto_failover 2.0
+//! ([`Flavor::Upstream`], see [`crate::upstream`]): an upstream monitor
+//! ([`Formation::with_monitor_as`]) or upstream nodes
+//! ([`Formation::add_node_as`]), mixed freely with ours.
 
 use crate::cluster::free_port;
 use std::fs;
@@ -94,12 +99,24 @@ pub fn postmaster_pid(pgdata: &Path) -> Option<i32> {
         .ok()
 }
 
+/// Which `pg_autoctl` runs a service.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flavor {
+    /// Ours (`PGAF_AUTOCTL` or `target/<profile>/pg_autoctl`); a monitor
+    /// runs our extension from the system PostgreSQL.
+    Ours,
+    /// Debian's pg_auto_failover 2.0 from `scripts/upstream.sh`; a monitor
+    /// runs upstream's extension from the private PostgreSQL tree.
+    Upstream,
+}
+
 /// One `pg_autoctl` service (monitor or node).
 pub struct Service {
     pub name: String,
     pub port: u16,
     pub pgdata: PathBuf,
     pub log: PathBuf,
+    pub flavor: Flavor,
     child: Option<Child>,
 }
 
@@ -112,6 +129,7 @@ impl Service {
             port,
             pgdata,
             log,
+            flavor: Flavor::Ours,
             child: None,
         }
     }
@@ -128,10 +146,12 @@ impl Service {
         }
     }
 
-    /// Host loss: SIGKILL to `pg_autoctl` and to the postmaster.
+    /// Host loss: SIGKILL to `pg_autoctl` and to the postmaster (and, for
+    /// upstream, to the service processes of its `pg_autoctl`).
     pub fn kill9(&mut self) {
         let pm = postmaster_pid(&self.pgdata);
         if let Some(mut child) = self.child.take() {
+            self.kill_group(&child);
             let _ = child.kill();
             let _ = child.wait();
         }
@@ -157,6 +177,7 @@ impl Service {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+        self.kill_group(&child);
         let _ = child.kill();
         let _ = child.wait();
         // A postmaster left behind would hold the port.
@@ -164,6 +185,19 @@ impl Service {
             signal(pm, libc::SIGKILL);
         }
         None
+    }
+
+    /// Upstream's `pg_autoctl` runs its services as child processes in the
+    /// process group it leads (see [`crate::upstream::command`]): SIGKILL
+    /// to all of them. Ours is a single process: nothing to do.
+    fn kill_group(&self, child: &Child) {
+        if self.flavor == Flavor::Upstream {
+            if let Ok(pgid) = i32::try_from(child.id()) {
+                // SAFETY: signalling the process group of a process we
+                // started, which it leads (pgid = its pid, not yet reaped).
+                unsafe { libc::kill(-pgid, libc::SIGKILL) };
+            }
+        }
     }
 
     /// The last `n` lines of the service's log.
@@ -203,11 +237,24 @@ pub struct Formation {
 impl Formation {
     /// A directory for this test, and a monitor running in it.
     pub async fn with_monitor() -> Formation {
-        crate::cluster::require_installation();
+        Formation::with_monitor_as(Flavor::Ours).await
+    }
+
+    /// A directory for this test, and a monitor run by `flavor`'s
+    /// `pg_autoctl` with that implementation's extension.
+    pub async fn with_monitor_as(flavor: Flavor) -> Formation {
+        let mut extra: Vec<String> = Vec::new();
+        match flavor {
+            Flavor::Ours => crate::cluster::require_installation(),
+            Flavor::Upstream => {
+                let pg_ctl = crate::upstream::upstream().pg_ctl();
+                extra = vec!["--pgctl".into(), pg_ctl.display().to_string()];
+            }
+        }
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
         let dir = std::env::temp_dir().join(format!("pgaf-it-{}-{}", std::process::id(), n));
         let _ = fs::remove_dir_all(&dir);
-        for sub in ["", "xdg", "xdg/config", "xdg/data", "xdg/run"] {
+        for sub in ["", "xdg", "xdg/config", "xdg/data", "xdg/run", "home"] {
             let p = dir.join(sub);
             fs::create_dir_all(&p).expect("create test directory");
             give_to_postgres(&p);
@@ -223,12 +270,13 @@ impl Formation {
                 port,
                 log: dir.join("monitor.log"),
                 pgdata: pgdata.clone(),
+                flavor,
                 child: None,
             },
             nodes: Vec::new(),
             dir,
         };
-        let args: Vec<String> = [
+        let mut args: Vec<String> = [
             "create",
             "monitor",
             "--pgdata",
@@ -247,7 +295,8 @@ impl Formation {
         .iter()
         .map(|s| s.to_string())
         .collect();
-        f.monitor.child = Some(f.spawn(&args, &f.monitor.log));
+        args.extend(extra);
+        f.monitor.child = Some(f.spawn_as(flavor, &args, &f.monitor.log));
         // Ready once the keepers' role can call the API.
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
@@ -283,26 +332,32 @@ impl Formation {
         ]
     }
 
-    fn command(&self, args: &[String]) -> Command {
-        let mut c = Command::new(binary());
-        c.args(args)
-            .stdin(Stdio::null())
-            .env_remove("PGDATA")
-            .env_remove("PG_AUTOCTL_MONITOR");
+    fn command_as(&self, flavor: Flavor, args: &[String]) -> Command {
+        let mut c = match flavor {
+            Flavor::Ours => {
+                let mut c = Command::new(binary());
+                c.args(args)
+                    .stdin(Stdio::null())
+                    .env_remove("PGDATA")
+                    .env_remove("PG_AUTOCTL_MONITOR");
+                c
+            }
+            Flavor::Upstream => crate::upstream::command(args, &self.dir.join("home")),
+        };
         for (k, v) in self.env() {
             c.env(k, v);
         }
         c
     }
 
-    fn spawn(&self, args: &[String], log: &Path) -> Child {
+    fn spawn_as(&self, flavor: Flavor, args: &[String], log: &Path) -> Child {
         let out = fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(log)
             .expect("open log");
         let err = out.try_clone().expect("clone log handle");
-        self.command(args)
+        self.command_as(flavor, args)
             .stdout(out)
             .stderr(err)
             .spawn()
@@ -311,9 +366,14 @@ impl Formation {
 
     /// Run `pg_autoctl args` to completion (60 s at most).
     pub fn autoctl(&self, args: &[&str]) -> Output {
+        self.autoctl_as(Flavor::Ours, args)
+    }
+
+    /// Run `flavor`'s `pg_autoctl args` to completion (60 s at most).
+    pub fn autoctl_as(&self, flavor: Flavor, args: &[&str]) -> Output {
         let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
         let mut child = self
-            .command(&args)
+            .command_as(flavor, &args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -352,6 +412,13 @@ impl Formation {
     /// Start `pg_autoctl create postgres --run` for a new node named `name`
     /// (does not wait). Returns its index.
     pub fn add_node(&mut self, name: &str, extra: &[&str]) -> usize {
+        self.add_node_as(Flavor::Ours, name, extra)
+    }
+
+    /// Start `flavor`'s `pg_autoctl create postgres --run` for a new node
+    /// named `name` (does not wait). Returns its index. Upstream nodes run
+    /// the private PostgreSQL tree's binaries (the same as the system's).
+    pub fn add_node_as(&mut self, flavor: Flavor, name: &str, extra: &[&str]) -> usize {
         let port = free_port();
         let pgdata = self.dir.join(name);
         let mut args: Vec<String> = [
@@ -378,13 +445,18 @@ impl Formation {
         .map(|s| s.to_string())
         .collect();
         args.extend(extra.iter().map(|s| s.to_string()));
+        if flavor == Flavor::Upstream {
+            let pg_ctl = crate::upstream::upstream().pg_ctl();
+            args.extend(["--pgctl".to_string(), pg_ctl.display().to_string()]);
+        }
         let log = self.dir.join(format!("{name}.log"));
-        let child = self.spawn(&args, &log);
+        let child = self.spawn_as(flavor, &args, &log);
         self.nodes.push(Service {
             name: name.into(),
             port,
             pgdata,
             log,
+            flavor,
             child: Some(child),
         });
         self.nodes.len() - 1
@@ -405,23 +477,23 @@ impl Formation {
             "--pgdata".to_string(),
             self.monitor.pgdata.display().to_string(),
         ];
-        let child = self.spawn(&args, &self.monitor.log);
+        let child = self.spawn_as(self.monitor.flavor, &args, &self.monitor.log);
         self.monitor.child = Some(child);
     }
 
     /// Start `pg_autoctl run` again for a stopped node.
     pub fn restart(&mut self, name: &str) {
-        let (pgdata, log) = {
+        let (pgdata, log, flavor) = {
             let n = self.node(name);
             assert!(n.child.is_none(), "{name} is still running");
-            (n.pgdata.clone(), n.log.clone())
+            (n.pgdata.clone(), n.log.clone(), n.flavor)
         };
         let args = vec![
             "run".to_string(),
             "--pgdata".to_string(),
             pgdata.display().to_string(),
         ];
-        let child = self.spawn(&args, &log);
+        let child = self.spawn_as(flavor, &args, &log);
         self.node(name).child = Some(child);
     }
 
@@ -574,10 +646,10 @@ impl Drop for Formation {
 }
 
 /// Writes through the multi-host URI, one row per transaction, for as long
-/// as it runs; remembers every id whose COMMIT was acknowledged.
+/// as it runs; remembers every id whose COMMIT was acknowledged, and when.
 pub struct Writer {
     stop: Arc<std::sync::atomic::AtomicBool>,
-    acked: Arc<Mutex<Vec<i64>>>,
+    acked: Arc<Mutex<Vec<(i64, Instant)>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -626,8 +698,9 @@ impl Writer {
                 let insert = c.execute("INSERT INTO pgaf_writes (id) VALUES ($1)", &params);
                 match tokio::time::timeout(Duration::from_secs(5), insert).await {
                     Ok(Ok(_)) => {
+                        let at = Instant::now();
                         if let Ok(mut v) = a.lock() {
-                            v.push(next);
+                            v.push((next, at));
                         }
                         next += 1;
                     }
@@ -671,11 +744,30 @@ impl Writer {
         start.elapsed()
     }
 
+    /// When the last write so far was acknowledged.
+    pub fn last_ack(&self) -> Option<Instant> {
+        self.acked
+            .lock()
+            .ok()
+            .and_then(|v| v.last().map(|(_, at)| *at))
+    }
+
+    /// When each write so far was acknowledged, in order.
+    pub fn ack_times(&self) -> Vec<Instant> {
+        self.acked
+            .lock()
+            .map(|v| v.iter().map(|(_, at)| *at).collect())
+            .unwrap_or_default()
+    }
+
     /// Stop and return every acknowledged id.
     pub async fn stop(self) -> Vec<i64> {
         self.stop.store(true, Ordering::SeqCst);
         let _ = tokio::time::timeout(Duration::from_secs(15), self.task).await;
-        self.acked.lock().map(|v| v.clone()).unwrap_or_default()
+        self.acked
+            .lock()
+            .map(|v| v.iter().map(|(id, _)| *id).collect())
+            .unwrap_or_default()
     }
 }
 

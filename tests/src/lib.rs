@@ -11,6 +11,8 @@
 //! * [`listen`]: `LISTEN state, log` on a dedicated connection;
 //! * [`proxy`]: `pg_autoproxy` for one test, and clients that write and
 //!   benchmark through it;
+//! * [`upstream`]: Debian's upstream pg_auto_failover 2.0, unpacked
+//!   privately by `scripts/upstream.sh`, for the interop tests;
 //! * [`wait`]: deadlines for everything that waits.
 
 #[cfg(feature = "integration")]
@@ -25,5 +27,7 @@ pub mod listen;
 pub mod monitor;
 #[cfg(feature = "integration")]
 pub mod proxy;
+#[cfg(feature = "integration")]
+pub mod upstream;
 #[cfg(feature = "integration")]
 pub mod wait;
