@@ -3,8 +3,9 @@
 //! configuration or state file): a PGDATA owned by root, a missing pg_ctl,
 //! an unreachable monitor, a port in use, a PGDATA from another cluster.
 //! Also: `create` without `--run` returns once the node is initialised, with
-//! Postgres stopped, and `run` takes over from there; `pg_autoctl run` on
-//! the monitor restarts the monitor's Postgres when it dies.
+//! Postgres stopped, and `run` takes over from there (with `--username` and
+//! `--dbname` the application's superuser owns its database); `pg_autoctl
+//! run` on the monitor restarts the monitor's Postgres when it dies.
 #![cfg(feature = "integration")]
 #![allow(clippy::unwrap_used)]
 
@@ -181,7 +182,19 @@ async fn bad_input_is_refused_and_nothing_is_left_behind() {
     // create without --run: returns once the node is `single`, Postgres
     // stopped; `run` starts it again.
     let pgdata = f.dir.join("node1");
-    let mut args = create(&pgdata, &["--monitor", &monitor, "--name", "node1"]);
+    let mut args = create(
+        &pgdata,
+        &[
+            "--monitor",
+            &monitor,
+            "--name",
+            "node1",
+            "--username",
+            "app",
+            "--dbname",
+            "appdb",
+        ],
+    );
     let node1_port = pgaf_tests::cluster::free_port().to_string();
     let i = args.iter().position(|a| a == "--pgport").unwrap();
     args[i + 1] = node1_port.clone();
@@ -234,4 +247,40 @@ async fn bad_input_is_refused_and_nothing_is_left_behind() {
         .unwrap()
         .get(0);
     assert_eq!(ro, "off");
+    // --username and --dbname: the application's superuser owns its database.
+    let owner: String = c
+        .query_one(
+            "SELECT r.rolname::text FROM pg_database d JOIN pg_roles r ON r.oid = d.datdba
+              WHERE d.datname = 'appdb'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(owner, "app");
+
+    // The monitor's postmaster dies: `pg_autoctl run` starts it again.
+    let pm = pgaf_tests::autoctl::postmaster_pid(&f.monitor.pgdata).unwrap();
+    pgaf_tests::autoctl::signal(pm, libc::SIGKILL);
+    pgaf_tests::wait::until(
+        "the monitor's Postgres to be restarted",
+        Duration::from_secs(60),
+        Duration::from_millis(100),
+        || {
+            let f = &f;
+            async move {
+                let new = pgaf_tests::autoctl::postmaster_pid(&f.monitor.pgdata)?;
+                if new == pm {
+                    return None;
+                }
+                let c = f.monitor_client_opt().await?;
+                c.query_one("SELECT count(*) FROM pgautofailover.node", &[])
+                    .await
+                    .ok()
+                    .map(|_| ())
+            }
+        },
+    )
+    .await;
+    assert!(f.monitor.running(), "pg_autoctl run on the monitor exited");
 }

@@ -255,6 +255,7 @@ async fn postgres(a: PostgresArgs) -> CmdResult {
     let opts = CreatePostgres {
         pgdata,
         pgport: a.pgport,
+        pghost: a.pghost.clone().unwrap_or_default(),
         hostname: a.hostname.clone(),
         listen: a.listen.clone(),
         monitor: a.monitor.clone(),

@@ -109,6 +109,19 @@ pub fn hba_rules(node: &Node) -> Vec<Rule> {
             auth: "trust".into(),
         });
     }
+    // The application's user, to its database, from this node's address.
+    let app_user = if node.cfg.pg.username.is_empty() {
+        std::env::var("USER").unwrap_or_else(|_| "postgres".into())
+    } else {
+        node.cfg.pg.username.clone()
+    };
+    rules.push(Rule {
+        ssl,
+        database: node.cfg.pg.dbname.clone(),
+        user: app_user,
+        address: node.cfg.hostname.clone(),
+        auth: auth.clone(),
+    });
     let mut hosts: Vec<String> = node.others.iter().map(|n| n.host.clone()).collect();
     hosts.push(node.cfg.hostname.clone());
     hosts.sort();
@@ -540,6 +553,7 @@ async fn init_primary(node: &mut Node) -> Result<(), ActionError> {
     let owner = if node.cfg.pg.username.is_empty() {
         std::env::var("USER").unwrap_or_else(|_| "postgres".into())
     } else {
+        local.create_superuser(&node.cfg.pg.username).await?;
         node.cfg.pg.username.clone()
     };
     local.create_database(&node.cfg.pg.dbname, &owner).await?;

@@ -21,6 +21,9 @@ use std::time::Duration;
 pub struct CreatePostgres {
     pub pgdata: PathBuf,
     pub pgport: u16,
+    /// `--pghost`: how this keeper reaches its own Postgres when not by
+    /// the Unix socket.
+    pub pghost: String,
     pub hostname: Option<String>,
     pub listen: String,
     pub monitor: String,
@@ -212,7 +215,7 @@ fn write_files(
             pg_ctl: bin.pg_ctl(),
             username: opts.username.clone(),
             dbname: opts.dbname.clone(),
-            host: String::new(),
+            host: opts.pghost.clone(),
             port: opts.pgport,
             listen_addresses: opts.listen.clone(),
             auth_method: if opts.skip_hba {

@@ -55,6 +55,7 @@ impl Node {
         bin: PgBin,
         state: KeeperState,
     ) -> anyhow::Result<Node> {
+        crate::pg::local::set_local_host(&cfg.pg.host);
         let pg = Postgres::new(bin.clone(), &paths.pgdata)?;
         let metrics = NodeMetrics::new(paths.pgdata.clone(), state.last_monitor_contact);
         Ok(Node {

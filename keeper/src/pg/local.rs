@@ -22,6 +22,11 @@ pub enum LocalError {
     StillInRecovery,
 }
 
+/// A quoted SQL identifier.
+fn ident(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
 fn q(context: &'static str) -> impl FnOnce(tokio_postgres::Error) -> LocalError {
     move |source| LocalError::Query { context, source }
 }
@@ -41,6 +46,16 @@ pub struct Local {
     client: Client,
 }
 
+/// Where local connections go when not to the socket directory that
+/// `postmaster.pid` names: `[postgresql] host` of the configuration
+/// (`--pghost`). Set once when the node's configuration is known.
+static LOCAL_HOST: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Set the host of local connections (first call wins).
+pub fn set_local_host(host: &str) {
+    let _ = LOCAL_HOST.set(host.to_string());
+}
+
 impl Local {
     /// Connect as the OS user to the `postgres` database.
     pub async fn connect(pgdata: &Path) -> Result<Local, LocalError> {
@@ -54,8 +69,15 @@ impl Local {
             .ok_or_else(|| LocalError::NotRunning(pgdata.display().to_string()))?;
         let user = std::env::var("USER").unwrap_or_else(|_| "postgres".into());
         let mut cfg = tokio_postgres::Config::new();
-        cfg.host_path(&pm.socket_dir)
-            .port(pm.port)
+        match LOCAL_HOST.get().filter(|h| !h.is_empty()) {
+            // --pghost (or PGHOST): TCP, or another socket directory.
+            Some(h) if h.starts_with('/') => cfg.host_path(h),
+            Some(h) => cfg.host(h),
+            // A Postgres without a Unix socket is reached over TCP.
+            None if pm.socket_dir.as_os_str().is_empty() => cfg.host("127.0.0.1"),
+            None => cfg.host_path(&pm.socket_dir),
+        };
+        cfg.port(pm.port)
             .user(&user)
             .dbname(dbname)
             .application_name("pg_autoctl")
@@ -256,6 +278,23 @@ impl Local {
             .map_err(q("create roles"))
     }
 
+    /// `--username`: the application's superuser, created when missing.
+    pub async fn create_superuser(&self, name: &str) -> Result<(), LocalError> {
+        let exists = self
+            .client
+            .query_opt("SELECT 1 FROM pg_roles WHERE rolname = $1", &[&name])
+            .await
+            .map_err(q("read pg_roles"))?
+            .is_some();
+        if exists {
+            return Ok(());
+        }
+        self.client
+            .batch_execute(&format!("CREATE ROLE {} WITH LOGIN SUPERUSER", ident(name)))
+            .await
+            .map_err(q("CREATE ROLE"))
+    }
+
     pub async fn create_database(&self, dbname: &str, owner: &str) -> Result<(), LocalError> {
         let exists = self
             .client
@@ -266,7 +305,6 @@ impl Local {
         if exists {
             return Ok(());
         }
-        let ident = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
         self.client
             .batch_execute(&format!(
                 "CREATE DATABASE {} OWNER {}",
