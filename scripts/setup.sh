@@ -12,6 +12,9 @@ packages=(
     postgresql-15 postgresql-server-dev-15 postgresql-contrib
     clang libclang-dev pkg-config
     tmux procps iproute2 systemd
+    # promtool, which the metrics test runs on every scrape (the Prometheus
+    # server of the package is not used)
+    prometheus
 )
 
 missing=()
@@ -24,6 +27,11 @@ if [ ${#missing[@]} -gt 0 ]; then
     echo "setup: installing ${missing[*]}"
     $sudo apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    # Only promtool is used: stop the server the package just started, if any.
+    if [[ " ${missing[*]} " == *" prometheus "* ]] && command -v systemctl >/dev/null \
+        && systemctl is-active --quiet prometheus 2>/dev/null; then
+        $sudo systemctl disable --now prometheus >/dev/null 2>&1 || true
+    fi
 fi
 
 # Debian starts a default cluster on port 5432: the tests do not need it.

@@ -13,6 +13,7 @@
 //!   benchmark through it;
 //! * [`upstream`]: Debian's upstream pg_auto_failover 2.0, unpacked
 //!   privately by `scripts/upstream.sh`, for the interop tests;
+//! * [`scrape`]: `GET /metrics`, the samples of an exposition, `promtool`;
 //! * [`wait`]: deadlines for everything that waits.
 
 #[cfg(feature = "integration")]
@@ -29,5 +30,7 @@ pub mod monitor;
 pub mod proxy;
 #[cfg(feature = "integration")]
 pub mod upstream;
+#[cfg(feature = "integration")]
+pub mod scrape;
 #[cfg(feature = "integration")]
 pub mod wait;
