@@ -11,9 +11,9 @@
 //! * [`listen`]: `LISTEN state, log` on a dedicated connection;
 //! * [`proxy`]: `pg_autoproxy` for one test, and clients that write and
 //!   benchmark through it;
+//! * [`scrape`]: `GET /metrics`, the samples of an exposition, `promtool`;
 //! * [`upstream`]: Debian's upstream pg_auto_failover 2.0, unpacked
 //!   privately by `scripts/upstream.sh`, for the interop tests;
-//! * [`scrape`]: `GET /metrics`, the samples of an exposition, `promtool`;
 //! * [`wait`]: deadlines for everything that waits.
 
 #[cfg(feature = "integration")]
@@ -29,8 +29,8 @@ pub mod monitor;
 #[cfg(feature = "integration")]
 pub mod proxy;
 #[cfg(feature = "integration")]
-pub mod upstream;
-#[cfg(feature = "integration")]
 pub mod scrape;
+#[cfg(feature = "integration")]
+pub mod upstream;
 #[cfg(feature = "integration")]
 pub mod wait;
