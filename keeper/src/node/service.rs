@@ -156,7 +156,12 @@ enum Step {
 /// Whether Postgres counts as running in our report.
 fn reported_running(node: &Node) -> bool {
     let st = node.pg.status();
-    if st.ready || node.lease.fenced() {
+    // A fenced primary may come back once its lease is renewed; once the
+    // node left the primary states (draining, demoted, ...) its Postgres is
+    // stopped for good and the monitor must know it (its election waits for
+    // the old primary to be down), as in the model check where a transition
+    // clears the fence.
+    if st.ready || (node.lease.fenced() && node.state.current_role.can_take_writes()) {
         return true;
     }
     // A primary whose Postgres is being restarted keeps saying it runs for a
