@@ -5,7 +5,7 @@
 //! last monitor contact are read when scraped.
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use pgaf_fsm::NodeState;
@@ -31,6 +31,8 @@ pub struct NodeMetrics {
     registry: Registry,
     pgdata: PathBuf,
     node_info: IntGaugeVec,
+    /// The label values of the one `node_info` series.
+    node_info_labels: Mutex<Vec<String>>,
     reported_state: StateGauge,
     goal_state: StateGauge,
     postgres_up: IntGauge,
@@ -107,6 +109,7 @@ impl NodeMetrics {
                 "Failed transitions and failed enforcements of the current state, by kind of failure.",
                 &["kind"],
             ),
+            node_info_labels: Mutex::new(Vec::new()),
             registry: b.registry().clone(),
             pgdata,
         };
@@ -129,15 +132,24 @@ impl NodeMetrics {
         postgres_up: bool,
         meta: Option<&Metadata>,
     ) {
-        self.node_info.reset();
-        self.node_info
-            .with_label_values(&[
-                cfg.formation.as_str(),
-                &state.group_id.to_string(),
-                &state.node_id.to_string(),
-                cfg.name.as_str(),
-            ])
-            .set(1);
+        let labels = vec![
+            cfg.formation.clone(),
+            state.group_id.to_string(),
+            state.node_id.to_string(),
+            cfg.name.clone(),
+        ];
+        if let Ok(mut current) = self.node_info_labels.lock() {
+            // Replaced, never reset: a scrape always finds one node_info.
+            if *current != labels {
+                let values: Vec<&str> = labels.iter().map(String::as_str).collect();
+                self.node_info.with_label_values(&values).set(1);
+                if !current.is_empty() {
+                    let old: Vec<&str> = current.iter().map(String::as_str).collect();
+                    let _ = self.node_info.remove_label_values(&old);
+                }
+                *current = labels;
+            }
+        }
         self.reported_state
             .set(&[], Some(state.current_role.as_str()));
         self.goal_state.set(&[], Some(state.assigned_role.as_str()));
@@ -286,5 +298,14 @@ mod tests {
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             assert!(line.starts_with("pgautoctl_"), "{line}");
         }
+
+        // The node moved to group 1: one node_info, the new one.
+        state.group_id = 1;
+        m.observe(&cfg, &state, false, None);
+        let text = String::from_utf8(m.scrape().await.unwrap()).unwrap();
+        assert_eq!(text.matches("pgautoctl_node_info{").count(), 1, "{text}");
+        assert!(text.contains("group=\"1\""), "{text}");
+        assert_eq!(sample(&text, "pgautoctl_postgres_up"), Some(0.0));
+        assert_eq!(sample(&text, "pgautoctl_timeline"), Some(4.0));
     }
 }
