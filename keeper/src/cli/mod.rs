@@ -5,15 +5,40 @@
 //!
 //! * [`create`] for `create monitor` and `create postgres`;
 //! * [`mod@run`] for `run`;
-//! * [`show`] for `show state` and `show uri`;
+//! * [`show`] for `show state|events|uri|settings|standby-names|file|systemd`;
+//! * [`perform`] for `perform failover|switchover|promotion`;
+//! * [`enable`] and [`maintenance`] for `enable|disable maintenance`;
+//! * [`get_set`], [`node_props`] and [`formation_props`] for `get|set node|formation ...`;
+//! * [`drop`] for `drop node|monitor`;
+//! * [`config_cmd`] for `config get|set|check`;
+//! * [`service_ctl`] for `stop` and `reload`, [`status`] for `status`;
+//! * [`watch`], [`version`], [`completion`];
+//! * shared by them: [`api`] (monitor calls), [`transitions`] (following
+//!   the notified state changes), [`local_node`] (the node in `--pgdata`);
 //! * [`ssl`], the SSL option family, and [`json`], upstream's JSON layout.
 
+pub mod api;
+pub mod completion;
+pub mod config_cmd;
 pub mod create;
+pub mod drop;
+pub mod enable;
 pub mod exit;
+pub mod formation_props;
+pub mod get_set;
 pub mod json;
+pub mod local_node;
+pub mod maintenance;
+pub mod node_props;
+pub mod perform;
 pub mod run;
+pub mod service_ctl;
 pub mod show;
 pub mod ssl;
+pub mod status;
+pub mod transitions;
+pub mod version;
+pub mod watch;
 
 use clap::{ArgAction, Parser, Subcommand};
 use exit::{CmdResult, Failure};
@@ -30,6 +55,7 @@ pub const EXTENSION_VERSION: &str = "2.0";
     about = "pg_auto_failover control tools and service",
     disable_version_flag = true,
     arg_required_else_help = true,
+    subcommand_required = false,
     propagate_version = false
 )]
 pub struct Cli {
@@ -42,8 +68,11 @@ pub struct Cli {
     /// Output data in the JSON format
     #[arg(short = 'J', long, global = true)]
     pub json: bool,
+    /// Print pg_autoctl version
+    #[arg(short = 'V', long = "version")]
+    pub version: bool,
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -52,11 +81,50 @@ pub enum Command {
     /// Create a pg_auto_failover node
     #[command(subcommand)]
     Create(create::Create),
+    /// Drop a pg_auto_failover node, or monitor
+    #[command(subcommand)]
+    Drop(drop::DropCmd),
+    /// Manages the pg_autoctl configuration
+    #[command(subcommand)]
+    Config(config_cmd::ConfigCmd),
     /// Show pg_auto_failover information
     #[command(subcommand)]
     Show(show::Show),
+    /// Enable a feature on a node
+    #[command(subcommand)]
+    Enable(enable::Enable),
+    /// Disable a feature on a node
+    #[command(subcommand)]
+    Disable(enable::Disable),
+    /// Get a pg_auto_failover node, or formation setting
+    #[command(subcommand)]
+    Get(get_set::Get),
+    /// Set a pg_auto_failover node, or formation setting
+    #[command(subcommand)]
+    Set(get_set::Set),
+    /// Perform an action orchestrated by the monitor
+    #[command(subcommand)]
+    Perform(perform::Perform),
     /// Run the pg_autoctl service (monitor or keeper)
     Run(run::RunArgs),
+    /// Display a dashboard to watch monitor's events and state
+    Watch(watch::WatchArgs),
+    /// Signal the pg_autoctl service for it to stop
+    Stop(service_ctl::StopArgs),
+    /// Signal the pg_autoctl service for it to reload its configuration
+    Reload(service_ctl::ReloadArgs),
+    /// Display the current status of the pg_autoctl service
+    Status(status::StatusArgs),
+    /// Print pg_autoctl version
+    Version,
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
+    Completion(completion::CompletionArgs),
+}
+
+/// The command line once `--version` and a missing command are handled.
+struct Parsed {
+    json: bool,
+    command: Command,
 }
 
 /// Options every command sees.
@@ -93,6 +161,18 @@ impl Command {
             Command::Create(create::Create::Postgres(a)) => &a.pgdata,
             Command::Run(a) => &a.pgdata,
             Command::Show(s) => s.pgdata()?,
+            Command::Drop(d) => d.pgdata(),
+            Command::Config(c) => c.pgdata(),
+            Command::Enable(e) => e.pgdata(),
+            Command::Disable(d) => d.pgdata(),
+            Command::Get(c) => c.pgdata(),
+            Command::Set(c) => c.pgdata(),
+            Command::Perform(p) => &p.target().pgdata,
+            Command::Watch(w) => &w.target.pgdata,
+            Command::Stop(a) => &a.pgdata,
+            Command::Reload(a) => &a.pgdata,
+            Command::Status(a) => &a.pgdata,
+            Command::Version | Command::Completion(_) => return None,
         };
         arg.pgdata
             .as_ref()
@@ -116,6 +196,19 @@ pub fn main() -> i32 {
         }
     };
     crate::logging::init(if cli.quiet { -1 } else { cli.verbose as i8 });
+    let command = match (cli.version, cli.command) {
+        (true, _) => Command::Version,
+        (false, Some(c)) => c,
+        (false, None) => {
+            use clap::CommandFactory;
+            let _ = Cli::command().print_help();
+            return exit::BAD_ARGS;
+        }
+    };
+    let cli = Parsed {
+        json: cli.json,
+        command,
+    };
 
     // A `create` that fails leaves no empty PGDATA of its own behind.
     let new_pgdata = match (&cli.command, cli.command.pgdata()) {
@@ -179,6 +272,19 @@ async fn dispatch(command: Command, g: Globals) -> CmdResult {
         Command::Create(c) => create::run(c, g).await,
         Command::Show(s) => show::run(s, g).await,
         Command::Run(r) => run::run(r, g).await,
+        Command::Drop(d) => drop::run(d, g).await,
+        Command::Config(c) => config_cmd::run(c, g).await,
+        Command::Enable(e) => e.run(g).await,
+        Command::Disable(d) => d.run(g).await,
+        Command::Get(c) => c.run(g).await,
+        Command::Set(c) => c.run(g).await,
+        Command::Perform(p) => perform::run(p, g).await,
+        Command::Watch(w) => watch::run(w, g).await,
+        Command::Stop(a) => service_ctl::stop(a, g).await,
+        Command::Reload(a) => service_ctl::reload(a, g).await,
+        Command::Status(a) => status::run(a, g).await,
+        Command::Version => version::run(g).await,
+        Command::Completion(a) => completion::run(a, g).await,
     }
 }
 
@@ -211,7 +317,7 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(cli.verbose, 1);
-        let Command::Create(create::Create::Postgres(a)) = cli.command else {
+        let Some(Command::Create(create::Create::Postgres(a))) = cli.command else {
             panic!("not create postgres")
         };
         assert_eq!(a.pgport, 6001);

@@ -2,12 +2,22 @@
 //! printed in upstream's formats (spec/keeper.md §7).
 //!
 //! * [`state`]: `show state`;
-//! * [`uri`]: `show uri`.
+//! * [`uri`]: `show uri`;
+//! * [`events`]: `show events`;
+//! * [`settings`]: `show settings` (and `get formation settings`);
+//! * [`standby_names`]: `show standby-names`;
+//! * [`file`]: `show file`;
+//! * [`systemd`]: `show systemd`.
 //!
 //! Which monitor to ask: `--monitor` (or `PG_AUTOCTL_MONITOR`) first, else
 //! the configuration of the node in `--pgdata`.
 
+pub mod events;
+pub mod file;
+pub mod settings;
+pub mod standby_names;
 pub mod state;
+pub mod systemd;
 pub mod uri;
 
 use super::exit::{self, CmdResult, Code, Failure};
@@ -21,8 +31,18 @@ use std::time::Duration;
 pub enum Show {
     /// Show the postgres uri to use to connect to pg_auto_failover nodes
     Uri(uri::UriArgs),
+    /// Prints monitor's events of nodes in a given formation and group
+    Events(events::EventsArgs),
     /// Prints monitor's state of nodes in a given formation and group
     State(state::StateArgs),
+    /// Print replication settings for a formation from the monitor
+    Settings(settings::SettingsArgs),
+    /// Prints synchronous_standby_names for a given group
+    StandbyNames(standby_names::StandbyNamesArgs),
+    /// List pg_autoctl internal files (config, state, pid)
+    File(file::FileArgs),
+    /// Print systemd service file for this node
+    Systemd(systemd::SystemdArgs),
 }
 
 impl Show {
@@ -30,6 +50,11 @@ impl Show {
         match self {
             Show::Uri(a) => Some(&a.target.pgdata),
             Show::State(a) => Some(&a.target.pgdata),
+            Show::Events(a) => Some(&a.target.pgdata),
+            Show::Settings(a) => Some(&a.target.pgdata),
+            Show::StandbyNames(a) => Some(&a.target.pgdata),
+            Show::File(a) => Some(&a.pgdata),
+            Show::Systemd(a) => Some(&a.pgdata),
         }
     }
 }
@@ -38,6 +63,11 @@ pub async fn run(cmd: Show, g: Globals) -> CmdResult {
     match cmd {
         Show::Uri(a) => uri::run(a, g).await,
         Show::State(a) => state::run(a, g).await,
+        Show::Events(a) => events::run(a, g).await,
+        Show::Settings(a) => settings::run(a, g).await,
+        Show::StandbyNames(a) => standby_names::run(a, g).await,
+        Show::File(a) => file::run(a, g).await,
+        Show::Systemd(a) => systemd::run(a, g).await,
     }
 }
 
@@ -106,6 +136,34 @@ impl Resolved {
             (Some(f), _) => f.clone(),
             (None, Some(Config::Keeper(k))) => k.formation.clone(),
             _ => "default".into(),
+        }
+    }
+
+    /// `--group`, else the local node's group (in its own formation), else
+    /// the only group of the formation.
+    pub async fn group(
+        &self,
+        c: &tokio_postgres::Client,
+        formation: &str,
+        given: Option<i32>,
+    ) -> Result<i32, Failure> {
+        if let Some(g) = given {
+            return Ok(g);
+        }
+        if let Some(Config::Keeper(k)) = &self.local {
+            if let (Some(g), true) = (k.group, k.formation == formation) {
+                return Ok(g);
+            }
+        }
+        match super::api::groups(c, formation).await?.as_slice() {
+            [g] => Ok(*g),
+            [] => Err(Failure::usage(format!(
+                "formation \"{formation}\" has no node: check its name with pg_autoctl show state --formation, or give --group"
+            ))),
+            many => Err(Failure::usage(format!(
+                "formation \"{formation}\" has several groups ({}): please use the --group option",
+                many.iter().map(|g| g.to_string()).collect::<Vec<_>>().join(", ")
+            ))),
         }
     }
 }
