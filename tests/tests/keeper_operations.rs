@@ -380,7 +380,7 @@ async fn operating_a_three_node_cluster() {
             &f,
             &["show", "file", "--config", "--contents", "--pgdata", &pg1]
         ),
-        cfg_text
+        format!("{cfg_text}\n")
     );
     let st = ok(
         &f,

@@ -144,7 +144,8 @@ fn get(a: GetArgs, g: Globals) -> CmdResult {
     let ini = cfg.to_ini();
     match a.key {
         None if g.json => println!("{}", super::json::pretty(&ini_json(&ini))),
-        None => print!("{}", ini.render()),
+        // The file, then an empty line, as upstream prints it.
+        None => println!("{}", ini.render()),
         Some(key) => {
             let value = lookup(&ini, &key)?;
             if g.json {

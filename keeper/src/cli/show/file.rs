@@ -241,7 +241,8 @@ pub async fn run(a: FileArgs, g: Globals) -> CmdResult {
                     crate::cli::json::pretty(&crate::cli::config_cmd::ini_json(&cfg.to_ini()))
                 );
             } else {
-                print!("{}", read(path, "configuration")?);
+                // The file, then an empty line, as upstream prints it.
+                println!("{}", read(path, "configuration")?);
             }
         }
         "state" => {
@@ -289,7 +290,7 @@ pub async fn run(a: FileArgs, g: Globals) -> CmdResult {
                 })?;
                 println!("{}", crate::cli::json::pretty(&v));
             } else {
-                print!("{text}");
+                println!("{text}");
             }
         }
     }
