@@ -966,6 +966,14 @@ async fn operating_a_three_node_cluster() {
         "pg_autoctl is not running",
     );
     fails(&f, &["stop", "--pgdata", &pg2], 12, "not running");
+    // A wait that cannot end (the removal needs node2's keeper): the command
+    // gives up at --wait with exit 12, as perform does.
+    fails(
+        &f,
+        &["drop", "node", "--monitor", &uri, "--name", "node2", "--wait", "1"],
+        12,
+        "did not happen within 1 s",
+    );
     ok(&f, &["drop", "node", "--force", "--pgdata", &pg2]);
     assert!(!f.states().await.iter().any(|n| n.name == "node2"));
     let sj = json(&ok(
