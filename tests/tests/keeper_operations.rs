@@ -67,20 +67,22 @@ fn path(p: &Path) -> String {
     p.display().to_string()
 }
 
+/// Whether `pid` runs (a zombie waiting for its parent does not).
+fn running(pid: i32) -> bool {
+    // SAFETY: signal 0 only checks that the process exists.
+    if pid <= 0 || unsafe { libc::kill(pid, 0) } != 0 {
+        return false;
+    }
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        s.rsplit_once(')')
+            .is_some_and(|(_, r)| !r.trim_start().starts_with('Z'))
+    })
+}
+
 /// Wait until `pid` is gone.
 fn wait_gone(what: &str, pid: i32) {
     let deadline = Instant::now() + LIMIT;
-    // SAFETY: signal 0 only checks that the process exists.
-    while unsafe { libc::kill(pid, 0) } == 0 {
-        let zombie = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .map(|s| {
-                s.rsplit_once(')')
-                    .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
-            })
-            .unwrap_or(true);
-        if zombie {
-            return;
-        }
+    while running(pid) {
         assert!(Instant::now() < deadline, "{what} (pid {pid}) still runs");
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -147,10 +149,19 @@ impl Tmux {
 }
 
 impl Drop for Tmux {
+    /// SIGTERM to `watch` and to the server, SIGKILL after 10 s; never
+    /// panics (it may run while a failed test unwinds).
     fn drop(&mut self) {
-        signal(self.pane, libc::SIGTERM);
-        signal(self.server, libc::SIGTERM);
-        wait_gone("tmux server", self.server);
+        for pid in [self.pane, self.server] {
+            signal(pid, libc::SIGTERM);
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while running(pid) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            if running(pid) {
+                signal(pid, libc::SIGKILL);
+            }
+        }
         let _ = std::fs::remove_file(&self.socket);
     }
 }
@@ -970,7 +981,16 @@ async fn operating_a_three_node_cluster() {
     // gives up at --wait with exit 12, as perform does.
     fails(
         &f,
-        &["drop", "node", "--monitor", &uri, "--name", "node2", "--wait", "1"],
+        &[
+            "drop",
+            "node",
+            "--monitor",
+            &uri,
+            "--name",
+            "node2",
+            "--wait",
+            "1",
+        ],
         12,
         "did not happen within 1 s",
     );
