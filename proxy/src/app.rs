@@ -36,7 +36,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::admin::AdminState;
 use crate::cancel::CancelMap;
-use crate::config::{Config, ListenerConfig, Overrides, RuntimeFlavor, TlsMode};
+use crate::config::{Config, ListenerConfig, Overrides, RuntimeFlavor, Scheduling, TlsMode};
 use crate::connect::{Connect, TcpConnector};
 use crate::fence::FenceReason;
 use crate::listener::{ListenerCtx, Shared};
@@ -53,13 +53,18 @@ pub(crate) struct Workers {
 }
 
 impl Workers {
-    pub(crate) fn start(flavor: RuntimeFlavor, n: usize) -> anyhow::Result<Workers> {
+    pub(crate) fn start(
+        flavor: RuntimeFlavor,
+        n: usize,
+        scheduling: Scheduling,
+    ) -> anyhow::Result<Workers> {
         let stop = CancellationToken::new();
         match flavor {
             RuntimeFlavor::MultiThread => {
                 let rt = tokio::runtime::Builder::new_multi_thread()
                     .worker_threads(n)
                     .thread_name("pgautoproxy-worker")
+                    .on_thread_start(move || set_scheduling(scheduling))
                     .enable_io()
                     .enable_time()
                     .build()
@@ -86,7 +91,10 @@ impl Workers {
                     let stop = stop.clone();
                     let t = std::thread::Builder::new()
                         .name(format!("pgautoproxy-w{i}"))
-                        .spawn(move || rt.block_on(stop.cancelled()))
+                        .spawn(move || {
+                            set_scheduling(scheduling);
+                            rt.block_on(stop.cancelled())
+                        })
                         .context("start a worker thread")?;
                     threads.push(t);
                 }
@@ -129,6 +137,14 @@ impl Workers {
         if let Some(rt) = self.multi.take() {
             rt.shutdown_timeout(Duration::from_secs(1));
         }
+    }
+}
+
+/// Give the calling worker thread its scheduling policy; a refusal only
+/// costs performance.
+fn set_scheduling(policy: Scheduling) {
+    if let Err(e) = crate::sched::apply_to_current_thread(policy) {
+        tracing::warn!("failed to set the worker threads' scheduling policy ({policy:?}): {e}");
     }
 }
 
@@ -186,7 +202,11 @@ impl App {
             draining: CancellationToken::new(),
             connections: AtomicUsize::new(0),
         });
-        let workers = Workers::start(config.proxy.runtime, config.proxy.workers)?;
+        let workers = Workers::start(
+            config.proxy.runtime,
+            config.proxy.workers,
+            config.proxy.scheduling,
+        )?;
         let monitor_status = Arc::new(MonitorStatus::default());
         let admin = Arc::new(AdminState {
             listeners: ArcSwap::from_pointee(Vec::new()),
@@ -381,8 +401,11 @@ impl App {
         let new = Config::load(self.config_path.as_deref(), &self.overrides)?;
         if new.proxy.workers != self.config.proxy.workers
             || new.proxy.runtime != self.config.proxy.runtime
+            || new.proxy.scheduling != self.config.proxy.scheduling
         {
-            tracing::warn!("proxy.workers and proxy.runtime change only at restart");
+            tracing::warn!(
+                "proxy.workers, proxy.runtime and proxy.scheduling change only at restart"
+            );
         }
         if new.admin != self.config.admin {
             tracing::warn!("admin.listen changes only at restart");

@@ -142,10 +142,11 @@ fn check(config: &Config) -> anyhow::Result<String> {
     let mut out = String::new();
     out.push_str(&format!("monitor: {}\n", redact_uri(&config.monitor.uri)));
     out.push_str(&format!(
-        "proxy: workers={} runtime={:?} relay={:?} hold_timeout={:?} grace_period={:?}\n",
+        "proxy: workers={} runtime={:?} relay={:?} scheduling={:?} hold_timeout={:?} grace_period={:?}\n",
         config.proxy.workers,
         config.proxy.runtime,
         config.proxy.relay,
+        config.proxy.scheduling,
         config.proxy.hold_timeout,
         config.monitor.grace_period
     ));

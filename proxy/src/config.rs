@@ -80,6 +80,15 @@ pub(crate) enum RelayMode {
     Splice,
 }
 
+/// The CPU scheduling policy of the worker threads (see `sched.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Scheduling {
+    /// `SCHED_BATCH`: no wakeup preemption of the peer that woke us.
+    Batch,
+    /// The thread's inherited policy (normally `SCHED_OTHER`).
+    Normal,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Keepalive {
     pub(crate) idle: Duration,
@@ -103,6 +112,7 @@ pub(crate) struct ProxySettings {
     pub(crate) workers: usize,
     pub(crate) runtime: RuntimeFlavor,
     pub(crate) relay: RelayMode,
+    pub(crate) scheduling: Scheduling,
     /// Relay buffer size per direction (per thread, plus per session only
     /// while the receiving side applies back-pressure).
     pub(crate) buffer_size: usize,
@@ -243,6 +253,7 @@ struct ProxyFile {
     workers: Option<usize>,
     runtime: Option<String>,
     relay: Option<String>,
+    scheduling: Option<String>,
     buffer_size: Option<Size>,
     tcp_keepalive_idle: Option<String>,
     tcp_keepalive_interval: Option<String>,
@@ -487,6 +498,16 @@ impl Config {
                 ))
             }
         };
+        let scheduling = match p.scheduling.as_deref() {
+            None | Some("batch") => Scheduling::Batch,
+            Some("normal") => Scheduling::Normal,
+            Some(other) => {
+                return Err(invalid(
+                    "proxy.scheduling",
+                    format!("\"{other}\": expected \"batch\" or \"normal\""),
+                ))
+            }
+        };
         let buffer_size = match &p.buffer_size {
             None => 64 * 1024,
             Some(s) => parse_size(s).map_err(|m| invalid("proxy.buffer_size", m))?,
@@ -543,6 +564,7 @@ impl Config {
             workers,
             runtime,
             relay,
+            scheduling,
             buffer_size: buffer_size as usize,
             keepalive,
             max_connections: p.max_connections.unwrap_or(0),
@@ -757,6 +779,7 @@ mod tests {
         assert_eq!(c.proxy.hold_timeout, Duration::from_secs(30));
         assert_eq!(c.proxy.relay, RelayMode::Copy);
         assert_eq!(c.proxy.runtime, RuntimeFlavor::PerCore);
+        assert_eq!(c.proxy.scheduling, Scheduling::Batch);
         assert!(c.proxy.workers >= 1);
         assert_eq!(c.admin, None);
         let l = &c.listeners[0];
@@ -778,6 +801,7 @@ mod tests {
             workers = 3
             runtime = "multi-thread"
             relay = "splice"
+            scheduling = "normal"
             buffer_size = "256KiB"
             max_connections = 100
             [admin]
@@ -809,6 +833,7 @@ mod tests {
         assert_eq!(c.proxy.hold_timeout, Duration::from_millis(1500));
         assert_eq!(c.proxy.workers, 3);
         assert_eq!(c.proxy.runtime, RuntimeFlavor::MultiThread);
+        assert_eq!(c.proxy.scheduling, Scheduling::Normal);
         assert_eq!(c.proxy.buffer_size, 256 * 1024);
         assert_eq!(c.proxy.max_connections, 100);
         assert_eq!(c.admin, Some("127.0.0.1:9187".parse().unwrap()));
@@ -885,6 +910,7 @@ mod tests {
         assert!(err(&with("[proxy]\nhold_timeout = \"3 parsecs\"")).contains("unknown unit"));
         assert!(err(&with("[proxy]\nbuffer_size = 12")).contains("between"));
         assert!(err(&with("[proxy]\nruntime = \"green\"")).contains("proxy.runtime"));
+        assert!(err(&with("[proxy]\nscheduling = \"fifo\"")).contains("proxy.scheduling"));
         assert!(err(&with("[proxy]\nbogus = 1")).contains("unknown field"));
         assert!(err(&with(
             "[[listener]]\nname = \"app\"\nlisten = \"127.0.0.1:1\""

@@ -19,6 +19,7 @@
 //! * `cancel` — CancelRequest routing;
 //! * `connect`, `stream`, `tls` — sockets and TLS;
 //! * `admin`, `metrics` — `/healthz`, `/readyz`, `/metrics`, `/status`;
+//! * `sched` — the CPU scheduling policy of the worker threads;
 //! * `systemd` — unit file and sd_notify;
 //! * `error` — refusals (client-visible) and session errors.
 //!
@@ -38,6 +39,7 @@ mod monitor;
 mod passthrough;
 mod pq;
 mod route;
+mod sched;
 mod session;
 mod splice;
 mod stream;
