@@ -339,9 +339,11 @@ async fn drop_local(a: DropNodeArgs) -> CmdResult {
     node.state.assigned_role = NodeState::Dropped;
 
     if a.destroy {
+        // PGDATA as created (a real path), then the path given, in case it
+        // is a symbolic link to it.
         for p in [
+            node.cfg.pg.pgdata.clone(),
             node.paths.pgdata.clone(),
-            node.cfg.backup_directory.clone(),
             node.paths.state.clone(),
             node.paths.init.clone(),
             node.paths.config.clone(),
@@ -417,6 +419,7 @@ async fn drop_monitor(a: DropMonitorArgs) -> CmdResult {
     stop_service(&paths).await?;
     stop_postgres(&cfg.pg.pg_ctl, &paths.pgdata).await?;
     if a.destroy {
+        remove(&cfg.pg.pgdata)?;
         remove(&paths.pgdata)?;
         remove(&paths.config)?;
         tracing::info!("The monitor has been dropped and its files removed");
