@@ -60,13 +60,13 @@ pub const EXTENSION_VERSION: &str = "2.0";
 )]
 pub struct Cli {
     /// Log more: -v for DEBUG, -vv for TRACE
-    #[arg(short, long, action = ArgAction::Count, global = true)]
+    #[arg(short, long, action = ArgAction::Count, global = true, display_order = 900)]
     pub verbose: u8,
     /// Log errors only
-    #[arg(short, long, global = true)]
+    #[arg(short, long, global = true, display_order = 901)]
     pub quiet: bool,
     /// Output data in the JSON format
-    #[arg(short = 'J', long, global = true)]
+    #[arg(short = 'J', long, global = true, display_order = 902)]
     pub json: bool,
     /// Print pg_autoctl version
     #[arg(short = 'V', long = "version")]
