@@ -217,6 +217,7 @@ async fn operating_a_three_node_cluster() {
         vec!["disable", "maintenance"],
         vec!["get", "node", "candidate-priority"],
         vec!["get", "node", "replication-quorum"],
+        vec!["get", "node", "metadata"],
         vec!["get", "formation", "settings"],
         vec!["get", "formation", "number-sync-standbys"],
         vec!["set", "node", "candidate-priority"],
@@ -948,6 +949,25 @@ async fn operating_a_three_node_cluster() {
         ],
     ));
     assert_eq!(mj["pg_autoctl"]["name"], "node3");
+    let port3 = f.node("node3").port;
+    let gm = json(&ok(
+        &f,
+        &[
+            "--json",
+            "get",
+            "node",
+            "metadata",
+            "--monitor",
+            &uri,
+            "--name",
+            "node3",
+        ],
+    ));
+    assert_eq!(
+        (gm["hostname"].as_str(), gm["pgport"].as_i64()),
+        (Some("127.0.0.1"), Some(i64::from(port3)))
+    );
+    assert!(ok(&f, &["get", "node", "metadata", "--pgdata", &pg3]).contains("name:     node3\n"));
 
     let events = ok(&f, &["show", "events", "--count", "200", "--pgdata", &pg1]);
     for word in [

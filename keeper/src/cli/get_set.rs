@@ -25,6 +25,8 @@ pub enum GetNode {
     CandidatePriority(NodeArgs),
     /// Get the replication quorum property of a node
     ReplicationQuorum(NodeArgs),
+    /// Get the node id, group, name, hostname and port of a node
+    Metadata(NodeArgs),
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -64,9 +66,11 @@ pub enum SetFormation {
 impl Get {
     pub(super) fn pgdata(&self) -> &PgdataArg {
         match self {
-            Get::Node(GetNode::CandidatePriority(a) | GetNode::ReplicationQuorum(a)) => {
-                &a.target.pgdata
-            }
+            Get::Node(
+                GetNode::CandidatePriority(a)
+                | GetNode::ReplicationQuorum(a)
+                | GetNode::Metadata(a),
+            ) => &a.target.pgdata,
             Get::Formation(GetFormation::Settings(a)) => &a.target.pgdata,
             Get::Formation(GetFormation::NumberSyncStandbys(a)) => &a.target.pgdata,
         }
@@ -76,6 +80,7 @@ impl Get {
         match self {
             Get::Node(GetNode::CandidatePriority(a)) => node_props::get_priority(a, g).await,
             Get::Node(GetNode::ReplicationQuorum(a)) => node_props::get_quorum(a, g).await,
+            Get::Node(GetNode::Metadata(a)) => node_props::get_metadata(a, g).await,
             Get::Formation(GetFormation::Settings(a)) => settings::run(a, g).await,
             Get::Formation(GetFormation::NumberSyncStandbys(a)) => {
                 formation_props::get_nss(a, g).await

@@ -1,7 +1,7 @@
-//! `pg_autoctl get|set node candidate-priority|replication-quorum` and
-//! `pg_autoctl set node metadata` (spec/keeper.md §2.6): a node's
-//! replication settings on the monitor, and the name, host and port it is
-//! registered with.
+//! `pg_autoctl get|set node candidate-priority|replication-quorum|metadata`
+//! (spec/keeper.md §2.6): a node's replication settings on the monitor, and
+//! the name, host and port it is registered with (`get node metadata` is
+//! ours: upstream only sets them).
 //!
 //! A change of the settings makes the primary apply them (it goes through
 //! `apply_settings`); `set` waits for that, printing the transitions.
@@ -176,6 +176,27 @@ pub async fn get_quorum(a: NodeArgs, g: Globals) -> CmdResult {
         println!("{}", super::json::pretty(&v));
     } else {
         println!("{}", n.replication_quorum);
+    }
+    Ok(())
+}
+
+pub async fn get_metadata(a: NodeArgs, g: Globals) -> CmdResult {
+    let (_, formation, monitor, name) = resolve(&a).await?;
+    let n = api::node_by_name(monitor.client(), &formation, &name).await?;
+    if g.json {
+        let v = serde_json::json!({
+            "node_id": n.node_id,
+            "group_id": n.group_id,
+            "name": n.name,
+            "hostname": n.host,
+            "pgport": n.port,
+        });
+        println!("{}", super::json::pretty(&v));
+    } else {
+        println!(
+            "node id:  {}\ngroup:    {}\nname:     {}\nhostname: {}\npgport:   {}",
+            n.node_id, n.group_id, n.name, n.host, n.port
+        );
     }
     Ok(())
 }
