@@ -487,9 +487,16 @@ pub async fn run(node: &mut Node, action: Action, goal: NodeState) -> Result<(),
             }
         }
         PrepareStandbySetup => {
-            let p = primary(node).await?;
-            let src = node.source(&p, true);
-            files::write_standby(&node.paths.pgdata, Some(&src))
+            // A primary going to maintenance gets there before its successor
+            // is promoted (the monitor waits for it): without another
+            // primary yet, it is set up as a standby of nobody, and follows
+            // the primary of the moment when maintenance ends.
+            let src = match primary(node).await {
+                Ok(p) => Some(node.source(&p, true)),
+                Err(ActionError::NotYet(_)) => None,
+                Err(e) => return Err(e),
+            };
+            files::write_standby(&node.paths.pgdata, src.as_ref())
                 .map_err(io("write the standby settings"))?;
             Ok(())
         }
