@@ -683,12 +683,12 @@ async fn operating_a_three_node_cluster() {
             "set",
             "node",
             "candidate-priority",
-            "50",
+            "40",
             "--pgdata",
             &pg3,
         ],
     ));
-    assert_eq!(j["candidate-priority"], 50);
+    assert_eq!(j["candidate-priority"], 40);
     fails(
         &f,
         &[
@@ -870,16 +870,38 @@ async fn operating_a_three_node_cluster() {
     )
     .await;
 
-    // Switchover (to node2, the highest priority), promotion back to node1.
-    let out = ok(&f, &["perform", "switchover", "--pgdata", &pg1]);
-    assert!(
-        out.contains("    Time |  Name |  Node |") && out.contains("draining"),
-        "{out}"
+    // Maintenance of the primary: the monitor fails over to node2 (priority
+    // 90, node3 has 40); node1 comes back as a standby.
+    let m = ok(
+        &f,
+        &[
+            "enable",
+            "maintenance",
+            "--allow-failover",
+            "--pgdata",
+            &pg1,
+        ],
     );
-    f.wait_states(&[("node2", "primary")], LIMIT).await;
+    assert!(m.contains("prepare_maintenance"), "{m}");
+    f.wait_states(&[("node1", "maintenance"), ("node2", "primary")], LIMIT)
+        .await;
     tmux.wait_for("node2 as the primary", |s| {
-        watch_row(s, "node2").is_some_and(|r| r.contains("primary")) && s.contains("draining")
+        watch_row(s, "node2").is_some_and(|r| r.contains("primary"))
+            && watch_row(s, "node1").is_some_and(|r| r.contains("maintenance"))
     });
+    ok(&f, &["disable", "maintenance", "--pgdata", &pg1]);
+    f.wait_states(
+        &[
+            ("node1", "secondary"),
+            ("node2", "primary"),
+            ("node3", "secondary"),
+        ],
+        LIMIT,
+    )
+    .await;
+
+    // Promotion of node1, switchover back to node2 (the highest priority),
+    // failover to node1 (50 against 40).
     let out = ok(
         &f,
         &["perform", "promotion", "--name", "node1", "--pgdata", &pg3],
@@ -894,7 +916,16 @@ async fn operating_a_three_node_cluster() {
         LIMIT,
     )
     .await;
-    let again = f.autoctl(&["perform", "promotion", "--name", "node1", "--pgdata", &pg3]);
+    let out = ok(&f, &["perform", "switchover", "--pgdata", &pg1]);
+    assert!(
+        out.contains("    Time |  Name |  Node |") && out.contains("draining"),
+        "{out}"
+    );
+    f.wait_states(&[("node2", "primary")], LIMIT).await;
+    tmux.wait_for("the switchover's events", |s| {
+        watch_row(s, "node2").is_some_and(|r| r.contains("primary")) && s.contains("draining")
+    });
+    let again = f.autoctl(&["perform", "promotion", "--name", "node2", "--pgdata", &pg3]);
     assert!(
         again.status.success() && stderr(&again).contains("already the primary"),
         "{}",
@@ -922,8 +953,8 @@ async fn operating_a_three_node_cluster() {
     ok(&f, &["perform", "failover", "--monitor", &uri]);
     f.wait_states(
         &[
-            ("node2", "primary"),
-            ("node1", "secondary"),
+            ("node1", "primary"),
+            ("node2", "secondary"),
             ("node3", "secondary"),
         ],
         LIMIT,
