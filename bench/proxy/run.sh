@@ -2,7 +2,7 @@
 # bench/proxy/run.sh: pg_autoproxy against Postgres directly, HAProxy (TCP
 # mode) and PgBouncer (session mode), interleaved, in one run.
 #
-#   bench/proxy/run.sh                  # 8 rounds, 10 s per pgbench run (~45 min)
+#   bench/proxy/run.sh                       # 8 rounds, 5 s per pgbench run (~27 min)
 #   ROUNDS=1 DURATION=3 bench/proxy/run.sh   # a quick look
 #
 # What it starts (all on 127.0.0.1, all stopped by PID when it ends):
@@ -17,10 +17,11 @@
 #     installed when missing) with the reference harness's configurations.
 #
 # Each round runs every workload, and within a workload the targets back to
-# back (direct, pg_autoproxy, HAProxy, PgBouncer): each proxy is compared
-# with a direct run taken seconds earlier. Workloads: pgbench -S (select
-# only, scale 10) with 1, 16 and 64 clients in simple and prepared mode,
-# -C (a new connection per transaction, 8 clients), and a 2 GB
+# back (direct first, then the proxies in an order rotated every round):
+# each proxy is compared with a direct run taken seconds earlier.
+# Workloads: pgbench -S (select only, scale 10) with 1, 16 and 64 clients
+# in simple and prepared mode, -C (a new connection per transaction,
+# 8 clients), and a 2 GB
 # `COPY (SELECT repeat('x', 1000) FROM generate_series(1, 2000000)) TO STDOUT`
 # through psql. The CPU time (utime + stime of all threads) of each proxy
 # process is read from /proc before and after each run.
@@ -30,11 +31,13 @@
 # `cargo run -p pgaf-bench --bin proxy-report`). Copy summary.md into
 # bench/proxy/REPORT.md by hand, with the load it shows.
 #
-# Env: ROUNDS (8), DURATION (10), CLIENTS (1,16,64), CHURN_CLIENTS (8),
+# Env: ROUNDS (8), DURATION (5), CLIENTS (1,16,64), CHURN_CLIENTS (8),
 #      COPY_ROWS (2000000), COPY_WIDTH (1000), PORT_BASE (5531: six ports
 #      from there), BENCH_DIR (/tmp/pgaf-proxy-bench), OUT
 #      ($BENCH_DIR/results/<time>), PG_BIN (/usr/lib/postgresql/15/bin),
-#      TARGETS (direct,pg_autoproxy,haproxy,pgbouncer), SETTLE (1 s between runs),
+#      TARGETS (direct,pg_autoproxy,haproxy,pgbouncer), WORKLOADS
+#      (simple,prepared,churn,copy), PROXY_SETTINGS (TOML lines for
+#      pg_autoproxy's [proxy] section; none: the defaults), SETTLE (1 s between runs),
 #      PGAF_AUTOCTL (a pg_autoctl to use instead of building one; the keeper
 #      is off the measured path).
 set -euo pipefail
@@ -42,7 +45,7 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 ROUNDS=${ROUNDS:-8}
-DURATION=${DURATION:-10}
+DURATION=${DURATION:-5}
 CLIENTS=${CLIENTS:-1,16,64}
 CHURN_CLIENTS=${CHURN_CLIENTS:-8}
 COPY_ROWS=${COPY_ROWS:-2000000}
@@ -51,6 +54,8 @@ PORT_BASE=${PORT_BASE:-5531}
 BENCH_DIR=${BENCH_DIR:-/tmp/pgaf-proxy-bench}
 PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
 TARGETS=${TARGETS:-direct,pg_autoproxy,haproxy,pgbouncer}
+WORKLOADS=${WORKLOADS:-simple,prepared,churn,copy}
+PROXY_SETTINGS=${PROXY_SETTINGS:-}
 SETTLE=${SETTLE:-1}
 OUT=${OUT:-$BENCH_DIR/results/$(date +%Y%m%d-%H%M%S)}
 HOST=127.0.0.1
@@ -192,6 +197,8 @@ log "pgbench -i -s 10"
 cat >"$BENCH_DIR/conf/pg_autoproxy.toml" <<EOF
 [monitor]
 uri = "$MONITOR_URI"
+[proxy]
+$PROXY_SETTINGS
 [admin]
 listen = "$HOST:$ADMIN_PORT"
 [[listener]]
@@ -274,9 +281,16 @@ declare -A PORT_OF=([direct]=$NODE_PORT [pg_autoproxy]=$PROXY_PORT [haproxy]=$HA
 declare -A PID_OF=([direct]="" [pg_autoproxy]=$PROXY_PID [haproxy]=$HAPROXY_PID [pgbouncer]=$PGBOUNCER_PID)
 IFS=, read -r -a TLIST <<<"$TARGETS"
 IFS=, read -r -a CLIST <<<"$CLIENTS"
+IFS=, read -r -a WLIST <<<"$WORKLOADS"
 RUNS=()
-for mode in simple prepared; do for c in "${CLIST[@]}"; do RUNS+=("$mode-c$c"); done; done
-RUNS+=("churn-c$CHURN_CLIENTS" copy)
+for w in "${WLIST[@]}"; do
+    case $w in
+        simple | prepared) for c in "${CLIST[@]}"; do RUNS+=("$w-c$c"); done ;;
+        churn) RUNS+=("churn-c$CHURN_CLIENTS") ;;
+        copy) RUNS+=(copy) ;;
+        *) die "unknown workload $w" ;;
+    esac
+done
 
 TCK=$(getconf CLK_TCK)
 cpu_ticks() { # utime + stime of a process (all threads)
@@ -295,9 +309,10 @@ machine_ticks() { awk '/^cpu /{ t = 0; for (i = 2; i <= 9; i++) t += $i; print t
     echo "haproxy: $(haproxy -v | head -n1)"
     echo "pgbouncer: $(pgbouncer --version | head -n1)"
     echo "rounds: $ROUNDS, pgbench duration: ${DURATION}s, targets: $TARGETS"
+    echo "pg_autoproxy settings: ${PROXY_SETTINGS:-defaults}"
 } | tee "$OUT/machine.txt" >&2
 
-printf 'round\tworkload\ttarget\tstatus\ttps\tlat_ms\txacts\tmbps\tbytes\twall_s\tproxy_cpu_s\tload1\tbusy_pct\n' >"$OUT/raw.tsv"
+printf 'round\tworkload\ttarget\tstatus\ttps\tlat_ms\txacts\tmbps\tbytes\twall_s\tproxy_cpu_s\tload1\tbusy_pct\tpause_busy_pct\n' >"$OUT/raw.tsv"
 
 one_run() { # round workload target
     local rnd=$1 w=$2 t=$3 port=${PORT_OF[$3]} pid=${PID_OF[$3]}
@@ -338,17 +353,32 @@ one_run() { # round workload target
     fi
     ((rc == 124)) && status=timeout
     [[ $status == ok ]] && ((rc != 0)) && status=rc$rc
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$rnd" "$w" "$t" "$status" "$tps" "$lat" \
-        "$xacts" "$mbps" "$bytes" "$wall" "$cpu" "$load1" "$busy" >>"$OUT/raw.tsv"
-    printf '  r%s %-14s %-13s %-7s tps=%-9s lat=%-6s MB/s=%-7s cpu=%-6s load1=%s\n' "$rnd" "$w" "$t" "$status" \
-        "${tps:--}" "${lat:--}" "${mbps:--}" "${cpu:--}" "$load1" >&2
+    # The machine's CPU use during the pause after the run, when nothing of
+    # the benchmark runs: what other users of the machine take.
+    local p0 p1 pause
+    p0=$(machine_ticks)
     sleep "$SETTLE"
+    p1=$(machine_ticks)
+    pause=$(awk -v a="$p0" -v b="$p1" 'BEGIN { split(a, x, " "); split(b, y, " "); dt = y[1] - x[1];
+        if (dt > 0) printf "%.0f", 100 * (dt - (y[2] - x[2])) / dt }')
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$rnd" "$w" "$t" "$status" "$tps" "$lat" \
+        "$xacts" "$mbps" "$bytes" "$wall" "$cpu" "$load1" "$busy" "$pause" >>"$OUT/raw.tsv"
+    printf '  r%s %-14s %-13s %-7s tps=%-9s lat=%-6s MB/s=%-7s cpu=%-6s load1=%s pause_busy=%s%%\n' "$rnd" "$w" "$t" \
+        "$status" "${tps:--}" "${lat:--}" "${mbps:--}" "${cpu:--}" "$load1" "$pause" >&2
 }
 
 for ((rnd = 1; rnd <= ROUNDS; rnd++)); do
     log "round $rnd/$ROUNDS (load: $(cut -d' ' -f1-3 /proc/loadavg))"
+    # Direct first, then the proxies in an order rotated every round, so
+    # that no proxy always runs right after direct (whose churn leaves the
+    # postmaster reaping hundreds of backends, for example).
+    order=("${TLIST[0]}")
+    others=("${TLIST[@]:1}")
+    for ((k = 0; k < ${#others[@]}; k++)); do
+        order+=("${others[$(((k + rnd - 1) % ${#others[@]}))]}")
+    done
     for w in "${RUNS[@]}"; do
-        for t in "${TLIST[@]}"; do one_run "$rnd" "$w" "$t"; done
+        for t in "${order[@]}"; do one_run "$rnd" "$w" "$t"; done
     done
 done
 echo "uptime at end: $(uptime)" | tee -a "$OUT/machine.txt" >&2

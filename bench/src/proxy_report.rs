@@ -35,6 +35,8 @@ pub struct Run {
     pub proxy_cpu_s: Option<f64>,
     pub load1: Option<f64>,
     pub busy_pct: Option<f64>,
+    /// Machine CPU use in the pause after the run (other users' load).
+    pub pause_busy_pct: Option<f64>,
 }
 
 /// A malformed `raw.tsv`.
@@ -90,6 +92,11 @@ pub fn parse(text: &str) -> Result<Vec<Run>, ReportError> {
             line: n + 2,
             what: format!("round \"{}\": {e}", get(0)),
         })?;
+        let pause_busy_pct = header
+            .iter()
+            .position(|h| *h == "pause_busy_pct")
+            .and_then(|i| f.get(i))
+            .and_then(|v| v.parse::<f64>().ok());
         runs.push(Run {
             round,
             workload: get(1).to_string(),
@@ -103,6 +110,7 @@ pub fn parse(text: &str) -> Result<Vec<Run>, ReportError> {
             proxy_cpu_s: num(9),
             load1: num(10),
             busy_pct: num(11),
+            pause_busy_pct,
         });
     }
     Ok(runs)
@@ -323,6 +331,7 @@ pub fn render(runs: &[Run], machine: &str) -> String {
     let rounds = runs.iter().map(|r| r.round).max().unwrap_or(0);
     let loads: Vec<f64> = runs.iter().filter_map(|r| r.load1).collect();
     let busy: Vec<f64> = runs.iter().filter_map(|r| r.busy_pct).collect();
+    let pause: Vec<f64> = runs.iter().filter_map(|r| r.pause_busy_pct).collect();
     let _ = writeln!(
         s,
         "## Machine and run\n\n```\n{}\n```\n",
@@ -330,11 +339,14 @@ pub fn render(runs: &[Run], machine: &str) -> String {
     );
     let _ = writeln!(
         s,
-        "{} runs in {rounds} rounds. Load average (1 min) at the start of each run: {}. \
-         Machine CPU busy during the runs: {} %.\n",
+        "{} runs in {rounds} rounds. Load average (1 min, which includes the benchmark's \
+         own pgbench and Postgres) at the start of each run: {}. Machine CPU busy during \
+         the runs: {} %. Machine CPU busy in the 1 s pause after each run, when nothing of \
+         the benchmark runs (other users of the machine): {} %.\n",
         runs.len(),
         fmt_spread(spread(&loads), 2),
         fmt_spread(spread(&busy), 0),
+        fmt_spread(spread(&pause), 0),
     );
 
     let _ = writeln!(
