@@ -1019,7 +1019,7 @@ async fn operating_a_three_node_cluster() {
     assert!(!Path::new(&pg3).exists(), "PGDATA of node3 is still there");
     assert!(!f.states().await.iter().any(|n| n.name == "node3"));
     let pid2 = f.node("node2").pid().unwrap();
-    ok(&f, &["stop", "--pgdata", &pg2]);
+    ok(&f, &["stop", "--immediate", "--pgdata", &pg2]);
     wait_gone("node2's pg_autoctl", pid2);
     fails(
         &f,

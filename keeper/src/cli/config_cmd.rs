@@ -232,7 +232,7 @@ fn set(a: SetArgs, g: Globals) -> CmdResult {
     } else {
         println!("{value}");
     }
-    if let Some(info) = crate::pidfile::read_live(&paths.pid) {
+    if let Some(info) = super::service_ctl::live_service(&paths.pid) {
         super::service_ctl::signal(info.pid, libc::SIGHUP).code(exit::INTERNAL_ERROR)?;
         tracing::info!(
             "Sent SIGHUP to the pg_autoctl service (pid {}) to reload its configuration",

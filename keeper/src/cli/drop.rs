@@ -95,14 +95,7 @@ const STOP_WAIT: Duration = Duration::from_secs(60);
 /// The service `pid` of `pidfile` is done: it removed its pidfile on the way
 /// out, or the process is gone (or a zombie its parent did not reap yet).
 fn exited(pid: i32, pidfile: &Path) -> bool {
-    if crate::pidfile::read_live(pidfile).is_none_or(|i| i.pid != pid) {
-        return true;
-    }
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let state = stat
-        .rsplit_once(')')
-        .and_then(|(_, rest)| rest.trim_start().chars().next());
-    !crate::pidfile::alive(pid) || matches!(state, Some('Z' | 'X'))
+    super::service_ctl::live_service(pidfile).is_none_or(|i| i.pid != pid)
 }
 
 /// Wait until the service `pid` of `pidfile` exited, at most `limit`.
@@ -120,7 +113,7 @@ async fn wait_exit(pid: i32, pidfile: &Path, limit: Duration) -> bool {
 /// Stop the service recorded in `paths.pid` (SIGTERM: it stops Postgres,
 /// then exits) and wait for it.
 async fn stop_service(paths: &NodePaths) -> Result<(), Failure> {
-    let Some(info) = crate::pidfile::read_live(&paths.pid) else {
+    let Some(info) = super::service_ctl::live_service(&paths.pid) else {
         return Ok(());
     };
     tracing::info!("Stopping the pg_autoctl service (pid {})", info.pid);
@@ -314,7 +307,7 @@ async fn drop_local(a: DropNodeArgs) -> CmdResult {
     }
 
     // A running service finishes the drop by itself, then exits.
-    if let Some(info) = crate::pidfile::read_live(&node.paths.pid) {
+    if let Some(info) = super::service_ctl::live_service(&node.paths.pid) {
         tracing::info!(
             "Waiting up to {} s for the pg_autoctl service (pid {}) to stop Postgres and exit",
             a.wait,

@@ -356,7 +356,7 @@ pub async fn set_metadata(a: MetadataArgs, g: Globals) -> CmdResult {
         "Node {} is now registered as \"{name}\" at {host}:{port}",
         me.node_id
     );
-    if let Some(info) = crate::pidfile::read_live(&node.paths.pid) {
+    if let Some(info) = super::service_ctl::live_service(&node.paths.pid) {
         super::service_ctl::signal(info.pid, libc::SIGHUP).code(exit::INTERNAL_ERROR)?;
         tracing::info!(
             "Sent SIGHUP to the pg_autoctl service (pid {}) to reload its configuration",

@@ -84,7 +84,7 @@ pub async fn run(a: StatusArgs, g: Globals) -> CmdResult {
         )
     })?;
     let pm = PostmasterPid::read(&paths.pgdata).filter(PostmasterPid::alive);
-    let Some(info) = crate::pidfile::read_live(&paths.pid) else {
+    let Some(info) = super::service_ctl::live_service(&paths.pid) else {
         let msg = match &pm {
             Some(p) => format!(
                 "pg_autoctl is not running, but Postgres is running for {} with pid {}: stop it (pg_ctl stop -D {}) or start the service (pg_autoctl run)",
