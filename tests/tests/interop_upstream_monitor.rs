@@ -7,12 +7,24 @@
 //! multi-host URI all along; every acknowledged write is found on the final
 //! primary and on the standby.
 //!
+//! Then what upstream's monitor does when a switchover races with the
+//! keepers' reports (seen in this test: its `node_active` calls deadlocked
+//! and the primary, sent to `draining`, was sent back to `wait_primary`,
+//! then to `demote_timeout`): the primary is in `wait_primary` (the
+//! standby's keeper frozen, its last report saying Postgres is down) and is
+//! sent to `draining` while the standby is sent to `prepare_promotion`.
+//! No upstream keeper reaches `draining` or `demote_timeout` from
+//! `wait_primary`: its Postgres would go on acknowledging writes next to
+//! the promoted standby for the 30 s demote timeout and lose them when it
+//! rewinds. Ours stops Postgres at once (keeper/src/node/service.rs,
+//! `transition_row`); the standby takes over and no write is lost.
+//!
 //! The upstream monitor has no `node_active_lease`: our keepers call
 //! `node_active` and follow upstream's rules (no lease, no fencing).
 #![cfg(feature = "integration")]
 #![allow(clippy::unwrap_used)]
 
-use pgaf_tests::autoctl::{assert_all_present, Flavor, Formation, Writer};
+use pgaf_tests::autoctl::{assert_all_present, signal, Flavor, Formation, Writer};
 use std::time::Duration;
 
 const LIMIT: Duration = Duration::from_secs(90);
@@ -78,11 +90,72 @@ async fn our_keepers_with_upstream_monitor_switch_over() {
         writer.wait_ack(Duration::from_secs(30)).await;
     }
 
+    // The standby looks down to the monitor: its keeper is frozen (its
+    // Postgres goes on streaming) and its last report says Postgres is not
+    // running, so the monitor sends the primary to wait_primary.
+    let standby_keeper = f.node("node2").pid().unwrap();
+    signal(standby_keeper, libc::SIGSTOP);
+    let superuser = monitor_superuser(&f).await;
+    superuser
+        .execute(
+            "UPDATE pgautofailover.node SET reportedpgisrunning = false WHERE nodename = 'node2'",
+            &[],
+        )
+        .await
+        .unwrap();
+    f.wait_states(&[("node1", "wait_primary")], LIMIT).await;
+    // What upstream's monitor assigns when perform_failover races with the
+    // primary's report (seen in this test: node_active calls deadlocked and
+    // the primary was sent back to wait_primary in the middle of a
+    // switchover): the primary to draining, the standby to prepare_promotion.
+    // Its perform_failover refuses a primary in wait_primary, so set them.
+    superuser
+        .execute(
+            "UPDATE pgautofailover.node
+                SET goalstate = CASE nodename WHEN 'node1' THEN 'draining'
+                                              ELSE 'prepare_promotion' END::pgautofailover.replication_state
+              WHERE formationid = 'default'",
+            &[],
+        )
+        .await
+        .unwrap();
+    let start = std::time::Instant::now();
+    // The old primary stops at once (from wait_primary to draining), while
+    // the standby's keeper is still frozen.
+    pgaf_tests::wait::until(
+        "the old primary to stop",
+        Duration::from_secs(30),
+        Duration::from_millis(10),
+        || {
+            let f = &f;
+            async move {
+                let states = f.states().await;
+                let n1 = states.iter().find(|s| s.name == "node1")?;
+                (n1.reported != "wait_primary").then_some(())
+            }
+        },
+    )
+    .await;
+    signal(standby_keeper, libc::SIGCONT);
+    f.wait_states(&[("node2", "primary"), ("node1", "secondary")], LIMIT)
+        .await;
+    eprintln!(
+        "MEASURE our keepers, upstream monitor: switchover from wait_primary done {:.2} s after the goals were set",
+        start.elapsed().as_secs_f64()
+    );
+    let log = f.node("node1").log_text();
+    assert!(
+        log.contains("FSM transition from \"wait_primary\" to \"demote_timeout\"")
+            || log.contains("FSM transition from \"wait_primary\" to \"draining\""),
+        "node1 did not stop from wait_primary"
+    );
+    writer.wait_ack(Duration::from_secs(30)).await;
+
     let acked = writer.stop().await;
     assert!(acked.len() > 10, "only {} writes", acked.len());
-    let primary = f.node_client("node1").await;
+    let primary = f.node_client("node2").await;
     assert_all_present(&primary, &acked).await;
-    let standby = f.node_client("node2").await;
+    let standby = f.node_client("node1").await;
     let last = *acked.last().unwrap();
     pgaf_tests::wait::until(
         "the standby to replay the last write",
@@ -102,4 +175,18 @@ async fn our_keepers_with_upstream_monitor_switch_over() {
     )
     .await;
     assert_all_present(&standby, &acked).await;
+}
+
+/// The upstream monitor's database as the `postgres` superuser (its HBA
+/// trusts 127.0.0.1: the monitor was created with `--auth trust`).
+async fn monitor_superuser(f: &Formation) -> tokio_postgres::Client {
+    let conninfo = format!(
+        "host=127.0.0.1 port={} user=postgres dbname=pg_auto_failover connect_timeout=5",
+        f.monitor.port
+    );
+    let (client, conn) = tokio_postgres::connect(&conninfo, tokio_postgres::NoTls)
+        .await
+        .expect("connect to the monitor as postgres");
+    tokio::spawn(conn);
+    client
 }

@@ -327,7 +327,7 @@ async fn transition(
     current: NodeState,
     goal: NodeState,
 ) -> Result<bool, ActionError> {
-    let Some(t) = keeper::transition(current, goal) else {
+    let Some(t) = transition_row(current, goal) else {
         tracing::error!(
             "pg_autoctl does not know how to reach state \"{goal}\" from \"{current}\""
         );
@@ -356,6 +356,41 @@ async fn transition(
     node.save_state();
     tracing::info!("Transition complete: current state is now \"{goal}\"");
     Ok(true)
+}
+
+/// The transition `current` → `goal`: the table's row, or, for a primary
+/// converged in `wait_primary` that is sent to `draining` or
+/// `demote_timeout`, the same as from `primary`: stop Postgres.
+///
+/// Our monitor never assigns these two goals from `wait_primary` (it only
+/// assigns goals the table reaches), but upstream's 2.0 monitor does. Seen
+/// in `tests/tests/interop_upstream_monitor.rs`: during a switchover, its
+/// `node_active` calls deadlocked and the primary, already sent to
+/// `draining` by `perform_failover`, was sent back to `wait_primary` (rule
+/// P2b: its standby, now in `prepare_promotion`, no longer counted as a
+/// healthy secondary); once the standby reached `prepare_promotion` the
+/// primary got `demote_timeout` (R15). Its rule R9 can also send an
+/// unhealthy `wait_primary` primary to `draining` (upstream issue #1168).
+/// Upstream's keeper has no such transition either: its Postgres goes on
+/// acknowledging writes, without synchronous replication, next to the
+/// promoted standby until the monitor's demote timeout (30 s) sends it to
+/// `demoted`, and every one of those writes is lost when it rewinds.
+/// Stopping Postgres at once is what both goals ask of a primary, and lets
+/// the monitor finish the failover as soon as we report it. Kept out of the
+/// shared table (pgaf_fsm::keeper), which our monitor consults to choose
+/// goals, so that our monitor's behaviour does not change.
+fn transition_row(current: NodeState, goal: NodeState) -> Option<keeper::Transition> {
+    use NodeState::{DemoteTimeout, Draining, Primary, WaitPrimary};
+    keeper::transition(current, goal).or_else(|| match (current, goal) {
+        (WaitPrimary, DemoteTimeout | Draining) => {
+            keeper::transition(Primary, goal).map(|t| keeper::Transition {
+                from: WaitPrimary,
+                ours: true,
+                ..t
+            })
+        }
+        _ => None,
+    })
 }
 
 /// Enforce what the current state expects of Postgres (spec/keeper.md §4.5).
@@ -493,4 +528,28 @@ fn spawn_witness_poller(node: &Node) {
             }
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pgaf_fsm::keeper::Action;
+
+    #[test]
+    fn wait_primary_stops_postgres_when_sent_to_draining_or_demote_timeout() {
+        for goal in [NodeState::Draining, NodeState::DemoteTimeout] {
+            assert!(
+                keeper::transition(NodeState::WaitPrimary, goal).is_none(),
+                "wait_primary -> {goal} is in the shared table now: drop the fallback"
+            );
+            let t = transition_row(NodeState::WaitPrimary, goal).expect("a transition");
+            assert_eq!((t.from, t.to, t.ours), (NodeState::WaitPrimary, goal, true));
+            assert_eq!(t.actions, &[Action::StopPostgres]);
+        }
+        assert!(transition_row(NodeState::Secondary, NodeState::Draining).is_none());
+        assert_eq!(
+            transition_row(NodeState::Primary, NodeState::Draining),
+            keeper::transition(NodeState::Primary, NodeState::Draining)
+        );
+    }
 }
