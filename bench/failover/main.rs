@@ -26,12 +26,14 @@ use report::{Report, Results};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-const USAGE: &str = "usage: failover [--runs N] [--out FILE] [--max-load L]
+const USAGE: &str = "usage: failover [--runs N] [--out FILE] [--max-load L] [--max-wait MIN]
 
-  --runs N       measurements of each kind per implementation (default 5)
-  --out FILE     the report (default bench/failover/REPORT.md)
-  --max-load L   wait (up to 15 min) for the 1-minute load average to fall
-                 below L before starting (default 1.0)";
+  --runs N        measurements of each kind per implementation (default 5)
+  --out FILE      the report (default bench/failover/REPORT.md)
+  --max-load L    wait for the 1-minute load average to fall below L before
+                  starting (default 1.0)
+  --max-wait MIN  wait at most that many minutes, then measure anyway and
+                  say so (default 15)";
 
 /// A cluster is ready within this (upstream's catchingup → secondary
 /// waits for health checks).
@@ -41,6 +43,7 @@ struct Args {
     runs: usize,
     out: PathBuf,
     max_load: f64,
+    max_wait: Duration,
 }
 
 fn parse_args() -> Result<Args> {
@@ -48,6 +51,7 @@ fn parse_args() -> Result<Args> {
         runs: 5,
         out: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("failover/REPORT.md"),
         max_load: 1.0,
+        max_wait: Duration::from_secs(15 * 60),
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -59,6 +63,10 @@ fn parse_args() -> Result<Args> {
             "--runs" => args.runs = value()?.parse().context("--runs")?,
             "--out" => args.out = PathBuf::from(value()?),
             "--max-load" => args.max_load = value()?.parse().context("--max-load")?,
+            "--max-wait" => {
+                let min: u64 = value()?.parse().context("--max-wait")?;
+                args.max_wait = Duration::from_secs(min * 60);
+            }
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -104,8 +112,8 @@ async fn cluster(flavor: Flavor) -> Formation {
     f
 }
 
-async fn wait_for_quiet_machine(max_load: f64) -> f64 {
-    let deadline = Instant::now() + Duration::from_secs(15 * 60);
+async fn wait_for_quiet_machine(max_load: f64, max_wait: Duration) -> f64 {
+    let deadline = Instant::now() + max_wait;
     let mut load = measure::load_average();
     while load >= max_load && Instant::now() < deadline {
         eprintln!("failover: 1-minute load average {load:.2} ≥ {max_load}: waiting");
@@ -113,7 +121,7 @@ async fn wait_for_quiet_machine(max_load: f64) -> f64 {
         load = measure::load_average();
     }
     if load >= max_load {
-        eprintln!("failover: load still {load:.2} after 15 min: measuring anyway");
+        eprintln!("failover: load still {load:.2} after {max_wait:?}: measuring anyway");
     }
     load
 }
@@ -128,7 +136,7 @@ async fn run(args: Args) -> Result<()> {
         .join(", ");
     let pg_config = pgaf_tests::cluster::pg_bin().join("pg_config");
 
-    let load_before = wait_for_quiet_machine(args.max_load).await;
+    let load_before = wait_for_quiet_machine(args.max_load, args.max_wait).await;
     eprintln!("failover: load {load_before:.2}; creating both clusters");
     let mut ours = cluster(Flavor::Ours).await;
     let mut upstream = cluster(Flavor::Upstream).await;
