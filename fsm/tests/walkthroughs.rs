@@ -390,7 +390,7 @@ fn upstream_switchover_notifications_are_reproduced_byte_for_byte() {
     s.report(2, Secondary);
     s.report(1, Primary);
 
-    let capture = include_str!("../../../shared/spec/upstream-outputs/notify.txt");
+    let capture = include_str!("data/upstream-notify.txt");
     let expected: Vec<Notification> = capture
         .lines()
         .filter_map(|l| {
