@@ -5,7 +5,8 @@
 #
 #   scripts/upstream.sh        # prints the directory (last line of stdout)
 #
-# The directory ($PGAF_UPSTREAM_DIR, default target/upstream) holds:
+# The directory ($PGAF_UPSTREAM_DIR, default target/upstream, or
+# /var/tmp/pgaf-upstream when the postgres user cannot enter target/) holds:
 #   bin/pg_autoctl     upstream's keeper (package pg-auto-failover-cli)
 #   pg/                a private copy of the system PostgreSQL 15 tree, same
 #                      relative layout (PostgreSQL is relocatable):
@@ -24,7 +25,16 @@
 set -euo pipefail
 
 repo="$(cd "$(dirname "$0")/.." && pwd)"
-dir="${PGAF_UPSTREAM_DIR:-$repo/target/upstream}"
+# Upstream's pg_autoctl and Postgres run as the postgres user when we are
+# root: a checkout that user cannot enter (below /root) gets the directory
+# in /var/tmp instead of target/.
+default="$repo/target/upstream"
+mkdir -p "$repo/target"
+if [ "$(id -u)" -eq 0 ] && id postgres >/dev/null 2>&1 &&
+    ! runuser -u postgres -- test -x "$repo/target" 2>/dev/null; then
+    default=/var/tmp/pgaf-upstream
+fi
+dir="${PGAF_UPSTREAM_DIR:-$default}"
 PG_CONFIG="${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}"
 PACKAGES=(pg-auto-failover-cli postgresql-15-auto-failover)
 

@@ -23,7 +23,8 @@ use std::sync::OnceLock;
 /// Where `scripts/upstream.sh` put upstream's files.
 #[derive(Debug)]
 pub struct Upstream {
-    /// The private directory (`target/upstream` unless `PGAF_UPSTREAM_DIR`).
+    /// The private directory (`target/upstream`, `/var/tmp/pgaf-upstream` for
+    /// a checkout the postgres user cannot enter, or `PGAF_UPSTREAM_DIR`).
     pub dir: PathBuf,
     /// Upstream's `pg_autoctl` 2.0.
     pub pg_autoctl: PathBuf,

@@ -215,6 +215,8 @@ pub fn main() -> i32 {
         (Command::Create(_), Some(p)) if !p.exists() => Some(p),
         _ => None,
     };
+    // Resolved while we may still read the directories leading to it.
+    let _ = this_program();
     // Before any thread exists: leave root for the owner of PGDATA.
     if let Some(pgdata) = cli.command.pgdata() {
         match crate::privileges::drop_root_for(&pgdata) {
@@ -286,6 +288,22 @@ async fn dispatch(command: Command, g: Globals) -> CmdResult {
         Command::Version => version::run(g).await,
         Command::Completion(a) => completion::run(a, g).await,
     }
+}
+
+/// The absolute, canonical path of this `pg_autoctl`, resolved at start-up:
+/// after dropping root the directories leading to it (a root-owned
+/// checkout) may be closed to us.
+pub(crate) fn this_program() -> Result<&'static std::path::Path, String> {
+    static PROGRAM: std::sync::OnceLock<Result<std::path::PathBuf, String>> =
+        std::sync::OnceLock::new();
+    PROGRAM
+        .get_or_init(|| {
+            std::env::current_exe()
+                .and_then(std::fs::canonicalize)
+                .map_err(|e| e.to_string())
+        })
+        .as_deref()
+        .map_err(Clone::clone)
 }
 
 #[cfg(test)]

@@ -104,8 +104,8 @@ pub async fn run(a: SystemdArgs, _g: Globals) -> CmdResult {
             ),
         )
     })?;
-    let program = std::env::current_exe()
-        .and_then(std::fs::canonicalize)
+    let program = crate::cli::this_program()
+        .map(std::path::Path::to_path_buf)
         .map_err(|e| {
             Failure::new(
                 exit::INTERNAL_ERROR,
