@@ -4,7 +4,7 @@
 //!
 //! * [`cli`]: the command tree, options and exit codes;
 //! * [`config`], [`ini`], [`state`], [`paths`]: the files of a node;
-//! * [`monitor`]: the client of the monitor's SQL API, over [`pgconn`];
+//! * [`monitor`]: the client of the monitor's SQL API, over [`pgaf_pgconn`];
 //! * [`pg`]: the local Postgres (programs, files, SQL, supervision);
 //! * [`node`]: a Postgres node, its creation and its node-active loop;
 //! * [`monitor_node`]: the monitor node;
@@ -21,7 +21,6 @@ pub mod monitor_node;
 pub mod node;
 pub mod paths;
 pub mod pg;
-pub mod pgconn;
 pub mod pidfile;
 pub mod privileges;
 pub mod state;

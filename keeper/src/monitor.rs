@@ -142,7 +142,7 @@ pub struct Monitor {
 
 impl Monitor {
     pub async fn connect(uri: &str, timeout: Duration) -> Result<Monitor, MonitorError> {
-        let (client, conn) = crate::pgconn::connect(uri, "pg_autoctl", timeout)
+        let (client, conn) = pgaf_pgconn::connect(uri, "pg_autoctl", timeout)
             .await
             .map_err(|why| MonitorError::Connect {
                 uri: scrub(uri),
@@ -435,7 +435,7 @@ pub async fn listen(
     channels: &[&str],
     timeout: Duration,
 ) -> Result<(Client, mpsc::UnboundedReceiver<(String, String)>), MonitorError> {
-    let (client, mut conn) = crate::pgconn::connect(uri, "pg_autoctl listener", timeout)
+    let (client, mut conn) = pgaf_pgconn::connect(uri, "pg_autoctl listener", timeout)
         .await
         .map_err(|why| MonitorError::Connect {
             uri: scrub(uri),

@@ -138,7 +138,12 @@ fn print_unit(args: &Args) -> ExitCode {
 
 /// Everything `--check` verifies beyond parsing.
 fn check(config: &Config) -> anyhow::Result<String> {
-    crate::monitor::conninfo::parse(&config.monitor.uri).map_err(anyhow::Error::msg)?;
+    let monitor =
+        crate::monitor::monitor_target(&config.monitor.uri).map_err(anyhow::Error::msg)?;
+    // The CA file, if any, must be readable.
+    monitor
+        .tls()
+        .map_err(|e| anyhow::anyhow!("monitor.uri: {e}"))?;
     let mut out = String::new();
     out.push_str(&format!("monitor: {}\n", redact_uri(&config.monitor.uri)));
     out.push_str(&format!(

@@ -915,11 +915,14 @@ async fn tls_termination_with_rustls() {
     };
     let p = start_proxy_with(Role::ReadWrite, settings(Duration::from_secs(5)), tls).await;
     p.group.apply(vec![a.row(1, Primary, Primary)]);
-    let config =
-        crate::tls::client_config(&crate::tls::Verify::Full(dir.join("test-ca.pem"))).unwrap();
-    let connector = crate::monitor::tests_support::make_rustls(config);
-    let info = format!("{} sslmode=require", conninfo(p.addr));
-    let (client, conn) = within(tokio_postgres::connect(&info, connector))
+    // A client checking the certificate and its name, as `verify-full`.
+    let info = format!(
+        "{} sslmode=verify-full sslrootcert='{}'",
+        conninfo(p.addr),
+        dir.join("test-ca.pem").display()
+    );
+    let target = pgaf_pgconn::parse(&info).unwrap();
+    let (client, conn) = within(target.config.connect(target.tls().unwrap()))
         .await
         .unwrap();
     let _conn = tokio::spawn(conn);

@@ -56,7 +56,7 @@ pub fn sql(context: &'static str) -> impl FnOnce(tokio_postgres::Error) -> ApiEr
         None => ApiError::Sql {
             context,
             code: e.code().map(|c| c.code().to_string()),
-            message: crate::pgconn::describe(&e),
+            message: pgaf_pgconn::describe(&e),
             detail: None,
             hint: None,
         },

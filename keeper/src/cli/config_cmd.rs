@@ -193,13 +193,12 @@ fn validate(old: &Config, new: &Config, section: &str, option: &str) -> Result<(
                 return Err("a node cannot move to another formation: drop it and create it in the other formation".into());
             }
             if b.monitor != "PG_AUTOCTL_DISABLED" {
-                crate::pgconn::parse(&b.monitor)
-                    .map_err(|e| format!("invalid monitor URI: {e}"))?;
+                pgaf_pgconn::parse(&b.monitor).map_err(|e| format!("invalid monitor URI: {e}"))?;
             }
-            crate::pgconn::SslMode::parse(&b.ssl.sslmode).map_err(|e| e.to_string())?;
+            pgaf_pgconn::SslMode::parse(&b.ssl.sslmode).map_err(|e| e.to_string())?;
         }
         (Config::Monitor(_), Config::Monitor(b)) => {
-            crate::pgconn::SslMode::parse(&b.ssl.sslmode).map_err(|e| e.to_string())?;
+            pgaf_pgconn::SslMode::parse(&b.ssl.sslmode).map_err(|e| e.to_string())?;
         }
         _ => {}
     }

@@ -249,7 +249,7 @@ async fn postgres(a: PostgresArgs) -> CmdResult {
     if a.monitor.is_empty() {
         return Err(Failure::usage("--monitor is required: the monitor's connection string (pg_autoctl show uri --formation monitor on the monitor)"));
     }
-    crate::pgconn::parse(&a.monitor).map_err(|e| Failure::usage(format!("--monitor: {e}")))?;
+    pgaf_pgconn::parse(&a.monitor).map_err(|e| Failure::usage(format!("--monitor: {e}")))?;
     let paths = NodePaths::new(&pgdata);
     let pid = crate::pidfile::acquire(&paths.pid, &pgdata, "node-init").code(exit::BAD_STATE)?;
     let opts = CreatePostgres {

@@ -83,7 +83,7 @@ pub fn settings(node: &Node) -> Settings {
 
 /// The host part of the monitor URI (for its health-check HBA rule).
 fn monitor_host(uri: &str) -> Option<String> {
-    let target = crate::pgconn::parse(uri).ok()?;
+    let target = pgaf_pgconn::parse(uri).ok()?;
     match target.config.get_hosts().first()? {
         tokio_postgres::config::Host::Tcp(h) => Some(h.clone()),
         _ => None,

@@ -49,7 +49,7 @@ const REGISTER_RETRY: Duration = Duration::from_secs(600);
 /// The address other nodes reach us at: the local end of a connection
 /// towards the monitor.
 pub fn discover_hostname(monitor_uri: &str) -> Option<String> {
-    let cfg = crate::pgconn::parse(monitor_uri).ok()?.config;
+    let cfg = pgaf_pgconn::parse(monitor_uri).ok()?.config;
     let host = match cfg.get_hosts().first()? {
         tokio_postgres::config::Host::Tcp(h) => h.clone(),
         _ => return None,

@@ -19,9 +19,6 @@
 //! then refused with the reason. The first successful read after that
 //! restores routing — the follower never gives up.
 
-pub(crate) mod conninfo;
-mod tls;
-
 use std::collections::BTreeSet;
 use std::future::poll_fn;
 use std::str::FromStr;
@@ -36,10 +33,10 @@ use tokio::time::Instant;
 use tokio_postgres::{AsyncMessage, Client, Row, Statement};
 use tokio_util::sync::CancellationToken;
 
-use self::conninfo::{MonitorConninfo, TlsChoice};
 use crate::config::MonitorConfig;
 use crate::metrics::metrics;
 use crate::route::{GroupKey, GroupRoute, NodeRow};
+use pgaf_pgconn::Target;
 
 /// The query run for each followed group.
 pub(crate) const CURRENT_STATE_QUERY: &str = "\
@@ -129,6 +126,16 @@ fn chain(e: &dyn std::error::Error) -> String {
     s
 }
 
+/// The monitor's connection string, with the proxy's application name
+/// unless it sets one.
+pub(crate) fn monitor_target(uri: &str) -> Result<Target, String> {
+    let mut target = pgaf_pgconn::parse(uri).map_err(|e| format!("monitor.uri: {e}"))?;
+    if target.config.get_application_name().is_none() {
+        target.config.application_name("pg_autoproxy");
+    }
+    Ok(target)
+}
+
 enum Event {
     Notification(String),
     Closed(String),
@@ -141,7 +148,7 @@ pub(crate) async fn follow(
     status: Arc<MonitorStatus>,
     stop: CancellationToken,
 ) {
-    let conninfo = match conninfo::parse(&config.uri) {
+    let conninfo = match monitor_target(&config.uri) {
         Ok(c) => c,
         Err(e) => {
             // Validated by --check and at startup; keep the task alive so
@@ -232,7 +239,7 @@ fn expire(status: &MonitorStatus, groups: &[Arc<GroupRoute>], config: &MonitorCo
 /// One connection to the monitor; returns only on error.
 async fn session(
     config: &MonitorConfig,
-    conninfo: &MonitorConninfo,
+    conninfo: &Target,
     groups: &[Arc<GroupRoute>],
     status: &MonitorStatus,
 ) -> Result<std::convert::Infallible, MonitorError> {
@@ -342,7 +349,7 @@ where
 
 async fn connect(
     config: &MonitorConfig,
-    conninfo: &MonitorConninfo,
+    conninfo: &Target,
 ) -> Result<
     (
         Client,
@@ -351,7 +358,7 @@ async fn connect(
     ),
     MonitorError,
 > {
-    let mut pg = conninfo.pg.clone();
+    let mut pg = conninfo.config.clone();
     if pg.get_connect_timeout().is_none() {
         pg.connect_timeout(config.connect_timeout);
     }
@@ -361,25 +368,16 @@ async fn connect(
         .keepalives_retries(3);
     let (tx, rx) = mpsc::unbounded_channel();
     let limit = config.connect_timeout + Duration::from_secs(1);
-    macro_rules! go {
-        ($tls:expr) => {{
-            let (client, connection) = match tokio::time::timeout(limit, pg.connect($tls)).await {
-                Ok(Ok(c)) => c,
-                Ok(Err(e)) => return Err(MonitorError::Connect(chain(&e))),
-                Err(_) => return Err(MonitorError::Timeout("connect")),
-            };
-            let handle = tokio::spawn(drive(connection, tx));
-            (client, handle)
-        }};
-    }
-    let (client, handle) = match &conninfo.tls {
-        TlsChoice::Disable => go!(tokio_postgres::NoTls),
-        TlsChoice::Prefer(v) | TlsChoice::Require(v) => {
-            let config =
-                crate::tls::client_config(v).map_err(|e| MonitorError::Connect(e.to_string()))?;
-            go!(tls::MakeRustls { config })
-        }
+    // Built at each connect: a renewed CA file is picked up.
+    let tls = conninfo
+        .tls()
+        .map_err(|e| MonitorError::Connect(e.to_string()))?;
+    let (client, connection) = match tokio::time::timeout(limit, pg.connect(tls)).await {
+        Ok(Ok(c)) => c,
+        Ok(Err(e)) => return Err(MonitorError::Connect(chain(&e))),
+        Err(_) => return Err(MonitorError::Timeout("connect")),
     };
+    let handle = tokio::spawn(drive(connection, tx));
     Ok((client, rx, handle))
 }
 
@@ -516,16 +514,6 @@ pub(crate) fn node_row(row: &Row) -> Result<NodeRow, MonitorError> {
             .unwrap_or(Lsn::ZERO),
         health: int(11)?.map_or(Health::Unknown, Health::from_i32),
     })
-}
-
-#[cfg(test)]
-pub(crate) mod tests_support {
-    use std::sync::Arc;
-
-    /// The monitor's TLS connector, for tests that play a TLS client.
-    pub(crate) fn make_rustls(config: Arc<rustls::ClientConfig>) -> super::tls::MakeRustls {
-        super::tls::MakeRustls { config }
-    }
 }
 
 #[cfg(test)]

@@ -99,7 +99,7 @@ impl Target {
             if self.pgdata.pgdata.is_some() {
                 tracing::debug!("--monitor is given: the configuration in PGDATA is not used");
             }
-            crate::pgconn::parse(uri).map_err(|e| Failure::usage(format!("--monitor: {e}")))?;
+            pgaf_pgconn::parse(uri).map_err(|e| Failure::usage(format!("--monitor: {e}")))?;
             return Ok(Resolved {
                 uri: uri.clone(),
                 local: None,

@@ -61,7 +61,7 @@ pub async fn run(a: UriArgs, g: Globals) -> CmdResult {
                 .map_err(|e| {
                     Failure::new(
                         exit::MONITOR,
-                        anyhow::anyhow!("formation \"{f}\": {}", crate::pgconn::describe(&e)),
+                        anyhow::anyhow!("formation \"{f}\": {}", pgaf_pgconn::describe(&e)),
                     )
                 })?;
             row.try_get::<_, Option<String>>(0)
