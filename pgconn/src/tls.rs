@@ -23,6 +23,8 @@ use tokio_postgres::Socket;
 struct Verifier {
     /// `None`: encryption only (`prefer`, `require` without a CA).
     webpki: Option<Arc<rustls::client::WebPkiServerVerifier>>,
+    /// The certificates of the root file, as given.
+    trusted: Vec<CertificateDer<'static>>,
     check_name: bool,
     provider: Arc<rustls::crypto::CryptoProvider>,
 }
@@ -44,6 +46,32 @@ impl ServerCertVerifier for Verifier {
                 rustls::CertificateError::NotValidForName
                 | rustls::CertificateError::NotValidForNameContext { .. },
             )) if !self.check_name => Ok(ServerCertVerified::assertion()),
+            Err(
+                e @ rustls::Error::InvalidCertificate(
+                    rustls::CertificateError::Expired
+                    | rustls::CertificateError::ExpiredContext { .. }
+                    | rustls::CertificateError::NotValidYet
+                    | rustls::CertificateError::NotValidYetContext { .. }
+                    | rustls::CertificateError::Revoked,
+                ),
+            ) => Err(e),
+            // A server certificate that is itself in the root file (the
+            // self-signed certificate of `--ssl-self-signed`, copied to the
+            // clients): OpenSSL, hence libpq, trusts it; webpki refuses a CA
+            // certificate as the end entity. The name is still checked for
+            // verify-full.
+            Err(_)
+                if self
+                    .trusted
+                    .iter()
+                    .any(|c| c.as_ref() == end_entity.as_ref()) =>
+            {
+                if self.check_name {
+                    let cert = rustls::server::ParsedCertificate::try_from(end_entity)?;
+                    rustls::client::verify_server_name(&cert, server_name)?;
+                }
+                Ok(ServerCertVerified::assertion())
+            }
             other => other,
         }
     }
@@ -86,6 +114,7 @@ impl ServerCertVerifier for Verifier {
 /// The rustls client configuration for `target`'s TLS settings.
 pub fn client_config(target: &Target) -> Result<Arc<rustls::ClientConfig>, ConnError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut trusted = Vec::new();
     let webpki = match (&target.root_cert, target.sslmode) {
         (Some(path), SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull) => {
             let err = |why: String| ConnError::RootCert {
@@ -94,9 +123,9 @@ pub fn client_config(target: &Target) -> Result<Arc<rustls::ClientConfig>, ConnE
             };
             let mut roots = rustls::RootCertStore::empty();
             for cert in CertificateDer::pem_file_iter(path).map_err(|e| err(e.to_string()))? {
-                roots
-                    .add(cert.map_err(|e| err(e.to_string()))?)
-                    .map_err(|e| err(e.to_string()))?;
+                let cert = cert.map_err(|e| err(e.to_string()))?;
+                roots.add(cert.clone()).map_err(|e| err(e.to_string()))?;
+                trusted.push(cert);
             }
             if roots.is_empty() {
                 return Err(err("no certificate found".into()));
@@ -113,6 +142,7 @@ pub fn client_config(target: &Target) -> Result<Arc<rustls::ClientConfig>, ConnE
     };
     let verifier = Verifier {
         webpki,
+        trusted,
         check_name: target.sslmode == SslMode::VerifyFull,
         provider: provider.clone(),
     };

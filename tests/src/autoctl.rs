@@ -21,7 +21,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 
 /// The `pg_autoctl` under test.
 pub fn binary() -> PathBuf {
@@ -232,6 +232,9 @@ pub struct Formation {
     pub monitor: Service,
     pub monitor_uri: String,
     pub nodes: Vec<Service>,
+    /// Made with `--ssl-self-signed` (HBA rules `hostssl`) instead of
+    /// `--no-ssl`.
+    pub ssl: bool,
 }
 
 impl Formation {
@@ -243,6 +246,16 @@ impl Formation {
     /// A directory for this test, and a monitor run by `flavor`'s
     /// `pg_autoctl` with that implementation's extension.
     pub async fn with_monitor_as(flavor: Flavor) -> Formation {
+        Formation::create(flavor, false).await
+    }
+
+    /// A monitor and, later, nodes made with `--ssl-self-signed`: every
+    /// connection (keepers to the monitor, replication, clients) is TLS.
+    pub async fn with_ssl_monitor() -> Formation {
+        Formation::create(Flavor::Ours, true).await
+    }
+
+    async fn create(flavor: Flavor, ssl: bool) -> Formation {
         let mut extra: Vec<String> = Vec::new();
         match flavor {
             Flavor::Ours => crate::cluster::require_installation(),
@@ -263,7 +276,8 @@ impl Formation {
         let pgdata = dir.join("monitor");
         let mut f = Formation {
             monitor_uri: format!(
-                "postgres://autoctl_node@127.0.0.1:{port}/pg_auto_failover?sslmode=prefer"
+                "postgres://autoctl_node@127.0.0.1:{port}/pg_auto_failover?sslmode={}",
+                if ssl { "require" } else { "prefer" }
             ),
             monitor: Service {
                 name: "monitor".into(),
@@ -275,6 +289,7 @@ impl Formation {
             },
             nodes: Vec::new(),
             dir,
+            ssl,
         };
         let mut args: Vec<String> = [
             "create",
@@ -289,7 +304,7 @@ impl Formation {
             "127.0.0.1",
             "--auth",
             "trust",
-            "--no-ssl",
+            ssl_flag(ssl),
             "--run",
         ]
         .iter()
@@ -434,7 +449,7 @@ impl Formation {
             "127.0.0.1",
             "--auth",
             "trust",
-            "--no-ssl",
+            ssl_flag(self.ssl),
             "--monitor",
             &self.monitor_uri,
             "--name",
@@ -504,7 +519,7 @@ impl Formation {
         )
         .parse()?;
         cfg.options("-c statement_timeout=30s");
-        let (client, conn) = cfg.connect(NoTls).await?;
+        let (client, conn) = cfg.connect(tls_prefer()).await?;
         tokio::spawn(async move {
             let _ = conn.await;
         });
@@ -597,7 +612,7 @@ impl Formation {
             format!("host=127.0.0.1 port={port} user=postgres dbname=postgres connect_timeout=5");
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            match tokio_postgres::connect(&conninfo, NoTls).await {
+            match pg_connect(&conninfo).await {
                 Ok((client, conn)) => {
                     tokio::spawn(async move {
                         let _ = conn.await;
@@ -645,6 +660,32 @@ impl Drop for Formation {
     }
 }
 
+fn ssl_flag(ssl: bool) -> &'static str {
+    if ssl {
+        "--ssl-self-signed"
+    } else {
+        "--no-ssl"
+    }
+}
+
+/// TLS when the server offers it, as libpq's default `sslmode=prefer`: the
+/// same clients work with `--no-ssl` and `--ssl-self-signed` clusters.
+fn tls_prefer() -> pgaf_pgconn::MakeRustls {
+    pgaf_pgconn::parse("host=127.0.0.1 sslmode=prefer")
+        .and_then(|t| t.tls())
+        .expect("a TLS client configuration")
+}
+
+/// `tokio_postgres::connect` with TLS when the server offers it (the
+/// string's `sslmode` is libpq's: `prefer` by default).
+pub async fn pg_connect(
+    conninfo: &str,
+) -> Result<(Client, pgaf_pgconn::Conn), tokio_postgres::Error> {
+    let target = pgaf_pgconn::parse(conninfo).expect("a valid test connection string");
+    let tls = target.tls().expect("a TLS client configuration");
+    target.config.connect(tls).await
+}
+
 /// Writes through the multi-host URI, one row per transaction, for as long
 /// as it runs; remembers every id whose COMMIT was acknowledged, and when.
 pub struct Writer {
@@ -656,9 +697,7 @@ pub struct Writer {
 impl Writer {
     /// Create table `pgaf_writes` through `uri` and start writing.
     pub async fn start(uri: String) -> Writer {
-        let (c, conn) = tokio_postgres::connect(&uri, NoTls)
-            .await
-            .expect("connect through the URI");
+        let (c, conn) = pg_connect(&uri).await.expect("connect through the URI");
         tokio::spawn(async move {
             let _ = conn.await;
         });
@@ -674,12 +713,7 @@ impl Writer {
             let mut client: Option<Client> = None;
             while !s.load(Ordering::SeqCst) {
                 if client.as_ref().is_none_or(|c| c.is_closed()) {
-                    match tokio::time::timeout(
-                        Duration::from_secs(3),
-                        tokio_postgres::connect(&uri, NoTls),
-                    )
-                    .await
-                    {
+                    match tokio::time::timeout(Duration::from_secs(3), pg_connect(&uri)).await {
                         Ok(Ok((c, conn))) => {
                             tokio::spawn(async move {
                                 let _ = conn.await;

@@ -25,6 +25,16 @@ pub fn self_signed_paths(pgdata: &Path) -> (PathBuf, PathBuf) {
     (pgdata.join("server.crt"), pgdata.join("server.key"))
 }
 
+/// The `subjectAltName` extension naming `hostname`, an address or a DNS
+/// name.
+fn subject_alt_name(hostname: &str) -> String {
+    let bare = hostname.trim_start_matches('[').trim_end_matches(']');
+    match bare.parse::<std::net::IpAddr>() {
+        Ok(ip) => format!("subjectAltName=IP:{ip}"),
+        Err(_) => format!("subjectAltName=DNS:{hostname}"),
+    }
+}
+
 /// Make `cert` and `key` for `hostname` unless both exist. Returns whether
 /// new files were made.
 pub fn ensure_self_signed(cert: &Path, key: &Path, hostname: &str) -> Result<bool, CertError> {
@@ -40,6 +50,11 @@ pub fn ensure_self_signed(cert: &Path, key: &Path, hostname: &str) -> Result<boo
         .arg(key)
         .arg("-subj")
         .arg(format!("/CN={hostname}"))
+        // Clients that match names only against the subjectAltName
+        // (rustls, recent JDBC) can then use sslmode=verify-full with this
+        // certificate as their root.
+        .arg("-addext")
+        .arg(subject_alt_name(hostname))
         .stdin(Stdio::null())
         .output()
         .map_err(CertError::Spawn)?;
@@ -59,4 +74,19 @@ pub fn ensure_self_signed(cert: &Path, key: &Path, hostname: &str) -> Result<boo
         cert.display()
     );
     Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::subject_alt_name;
+
+    #[test]
+    fn the_alt_name_is_an_address_or_a_dns_name() {
+        assert_eq!(subject_alt_name("10.0.0.5"), "subjectAltName=IP:10.0.0.5");
+        assert_eq!(subject_alt_name("[::1]"), "subjectAltName=IP:::1");
+        assert_eq!(
+            subject_alt_name("node1.example.com"),
+            "subjectAltName=DNS:node1.example.com"
+        );
+    }
 }
