@@ -113,12 +113,21 @@ impl ServerCertVerifier for Verifier {
 
 /// The rustls client configuration for `target`'s TLS settings.
 pub fn client_config(target: &Target) -> Result<Arc<rustls::ClientConfig>, ConnError> {
+    config(target.sslmode, target.root_cert.as_deref())
+}
+
+/// The rustls client configuration for libpq's `sslmode` and
+/// `sslrootcert`.
+pub fn config(
+    sslmode: SslMode,
+    root_cert: Option<&std::path::Path>,
+) -> Result<Arc<rustls::ClientConfig>, ConnError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut trusted = Vec::new();
-    let webpki = match (&target.root_cert, target.sslmode) {
+    let webpki = match (root_cert, sslmode) {
         (Some(path), SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull) => {
             let err = |why: String| ConnError::RootCert {
-                path: path.clone(),
+                path: path.to_path_buf(),
                 why,
             };
             let mut roots = rustls::RootCertStore::empty();
@@ -143,7 +152,7 @@ pub fn client_config(target: &Target) -> Result<Arc<rustls::ClientConfig>, ConnE
     let verifier = Verifier {
         webpki,
         trusted,
-        check_name: target.sslmode == SslMode::VerifyFull,
+        check_name: sslmode == SslMode::VerifyFull,
         provider: provider.clone(),
     };
     let cfg = rustls::ClientConfig::builder_with_provider(provider)

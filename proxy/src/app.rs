@@ -30,13 +30,12 @@ use std::time::Duration;
 use anyhow::Context as _;
 use arc_swap::ArcSwap;
 use tokio::runtime::Handle;
-use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::admin::AdminState;
 use crate::cancel::CancelMap;
-use crate::config::{Config, ListenerConfig, Overrides, RuntimeFlavor, Scheduling, TlsMode};
+use crate::config::{Config, ListenerConfig, Overrides, RuntimeFlavor, Scheduling};
 use crate::connect::{Connect, TcpConnector};
 use crate::fence::FenceReason;
 use crate::listener::{ListenerCtx, Shared};
@@ -257,13 +256,8 @@ impl App {
     }
 
     fn build_ctx(&self, l: &ListenerConfig, config: &Config) -> anyhow::Result<ListenerCtx> {
-        let tls = match &l.tls {
-            TlsMode::Passthrough => None,
-            TlsMode::Terminate { cert, key } => Some(TlsAcceptor::from(
-                crate::tls::server_config(cert, key)
-                    .with_context(|| format!("listener \"{}\"", l.name))?,
-            )),
-        };
+        let (tls, backend_tls) =
+            crate::tls::listener_tls(&l.tls).with_context(|| format!("listener \"{}\"", l.name))?;
         let group = self.shared.routes.get_or_create(&GroupKey {
             formation: l.formation.clone(),
             group: l.group,
@@ -273,6 +267,7 @@ impl App {
             settings: config.proxy.clone(),
             group,
             tls,
+            backend_tls,
             metrics: ListenerMetrics::new(&l.name),
             shared: self.shared.clone(),
             round_robin: AtomicUsize::new(0),

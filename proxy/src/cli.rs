@@ -10,7 +10,7 @@ use clap::Parser;
 use tokio::signal::unix::{signal, SignalKind};
 
 use crate::app::App;
-use crate::config::{redact_uri, Config, LogFormat, Overrides, Role, TlsMode};
+use crate::config::{redact_uri, BackendTls, Config, LogFormat, Overrides, Role, TlsMode};
 
 /// pg_autoproxy: applications connect to one port and always reach the
 /// pg_auto_failover primary.
@@ -159,7 +159,7 @@ fn check(config: &Config) -> anyhow::Result<String> {
         out.push_str(&format!("admin: {a}\n"));
     }
     for l in &config.listeners {
-        if let TlsMode::Terminate { cert, key } = &l.tls {
+        if let TlsMode::Terminate { cert, key, .. } = &l.tls {
             crate::tls::server_config(cert, key)
                 .with_context(|| format!("listener \"{}\"", l.name))?;
         }
@@ -169,10 +169,13 @@ fn check(config: &Config) -> anyhow::Result<String> {
                 format!("read-only (fallback_to_primary={})", p.fallback_to_primary)
             }
         };
-        let tls = if matches!(l.tls, TlsMode::Passthrough) {
-            "passthrough"
-        } else {
-            "terminate"
+        let tls = match &l.tls {
+            TlsMode::Passthrough => "passthrough",
+            TlsMode::Terminate { backend, .. } => match backend {
+                BackendTls::Prefer => "terminate (backend_tls prefer)",
+                BackendTls::Require => "terminate (backend_tls require)",
+                BackendTls::Disable => "terminate (backend_tls disable)",
+            },
         };
         out.push_str(&format!(
             "listener {}: {} -> formation \"{}\" group {} {role}, tls {tls}\n",

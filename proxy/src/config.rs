@@ -159,9 +159,27 @@ pub(crate) enum TlsMode {
     /// SSLRequest, GSSENCRequest and direct TLS go to the node: TLS and
     /// every authentication method work end to end.
     Passthrough,
-    /// The proxy answers SSLRequest itself with this certificate; the
-    /// session continues in plaintext towards the node.
-    Terminate { cert: PathBuf, key: PathBuf },
+    /// The proxy answers SSLRequest itself with this certificate, and
+    /// speaks to the node as `backend` says.
+    Terminate {
+        cert: PathBuf,
+        key: PathBuf,
+        backend: BackendTls,
+    },
+}
+
+/// TLS from a terminating listener to the node (`backend_tls`), as libpq's
+/// `sslmode` of the same names: encryption without certificate checks (the
+/// nodes are the ones the monitor lists).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BackendTls {
+    /// Plaintext to the node.
+    Disable,
+    /// TLS when the node offers it, else plaintext (the default: nodes made
+    /// with `--ssl-self-signed` only accept TLS, others may have no SSL).
+    Prefer,
+    /// TLS or no session.
+    Require,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -288,6 +306,7 @@ struct ListenerFile {
     tls: Option<String>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
+    backend_tls: Option<String>,
 }
 
 /// A byte size: an integer or a string with a unit.
@@ -717,10 +736,10 @@ fn listener(key: &str, l: &ListenerFile) -> Result<ListenerConfig, ConfigError> 
     };
     let tls = match l.tls.as_deref() {
         None | Some("passthrough") => {
-            if l.tls_cert.is_some() || l.tls_key.is_some() {
+            if l.tls_cert.is_some() || l.tls_key.is_some() || l.backend_tls.is_some() {
                 return Err(invalid(
                     format!("{key}.tls"),
-                    "tls_cert and tls_key need tls = \"terminate\"",
+                    "tls_cert, tls_key and backend_tls need tls = \"terminate\" (with passthrough the client negotiates TLS with the node itself)",
                 ));
             }
             TlsMode::Passthrough
@@ -738,9 +757,21 @@ fn listener(key: &str, l: &ListenerFile) -> Result<ListenerConfig, ConfigError> 
                     "required with tls = \"terminate\"",
                 )
             })?;
+            let backend = match l.backend_tls.as_deref() {
+                None | Some("prefer") => BackendTls::Prefer,
+                Some("require") => BackendTls::Require,
+                Some("disable") => BackendTls::Disable,
+                Some(other) => {
+                    return Err(invalid(
+                        format!("{key}.backend_tls"),
+                        format!("\"{other}\": expected \"prefer\", \"require\" or \"disable\""),
+                    ))
+                }
+            };
             TlsMode::Terminate {
                 cert,
                 key: key_path,
+                backend,
             }
         }
         Some(other) => {
@@ -852,7 +883,13 @@ mod tests {
                 lag_tolerance_bytes: 16 << 20,
             })
         );
-        assert!(matches!(c.listeners[1].tls, TlsMode::Terminate { .. }));
+        assert!(matches!(
+            c.listeners[1].tls,
+            TlsMode::Terminate {
+                backend: BackendTls::Prefer,
+                ..
+            }
+        ));
     }
 
     #[test]
@@ -939,6 +976,15 @@ mod tests {
             "[[listener]]\nname = \"b\"\nlisten = \"127.0.0.1:1\"\ntls = \"terminate\""
         ))
         .contains("tls_cert"));
+        assert!(err(&with(
+            "[[listener]]\nname = \"b\"\nlisten = \"127.0.0.1:1\"\nbackend_tls = \"require\""
+        ))
+        .contains("need tls = \"terminate\""));
+        assert!(err(&with(
+            "[[listener]]\nname = \"b\"\nlisten = \"127.0.0.1:1\"\ntls = \"terminate\"\n\
+             tls_cert = \"/c\"\ntls_key = \"/k\"\nbackend_tls = \"verify-full\""
+        ))
+        .contains("backend_tls"));
         assert!(err(&with(
             "[[listener]]\nname = \"b\"\nlisten = \"127.0.0.1:1\"\ngroup = -1"
         ))

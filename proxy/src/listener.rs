@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::cancel::CancelMap;
-use crate::config::{ListenerConfig, ProxySettings};
+use crate::config::{BackendTls, ListenerConfig, ProxySettings};
 use crate::connect::Connect;
 use crate::metrics::ListenerMetrics;
 use crate::route::{GroupRoute, RouteRegistry};
@@ -40,6 +40,9 @@ pub(crate) struct ListenerCtx {
     pub(crate) settings: ProxySettings,
     pub(crate) group: Arc<GroupRoute>,
     pub(crate) tls: Option<TlsAcceptor>,
+    /// TLS towards the nodes (terminating listeners whose `backend_tls` is
+    /// not `disable`).
+    pub(crate) backend_tls: Option<(BackendTls, tokio_rustls::TlsConnector)>,
     pub(crate) metrics: ListenerMetrics,
     pub(crate) shared: Arc<Shared>,
     pub(crate) round_robin: AtomicUsize,

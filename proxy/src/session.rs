@@ -35,7 +35,7 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::cancel::{self, Target as CancelTarget};
-use crate::config::{RelayMode, Role};
+use crate::config::{BackendTls, RelayMode, Role};
 use crate::connect::tune;
 use crate::error::{Refusal, SessionError, Target};
 use crate::fence::{FenceReason, Registration};
@@ -46,12 +46,18 @@ use crate::pq::error_response::ErrorResponse;
 use crate::pq::sqlstate;
 use crate::pq::startup::{self, StartupPacket};
 use crate::route::{Backend, Snapshot, Unavailable, WaitError};
-use crate::stream::{ClientStream, Rewind};
+use crate::stream::{BackendStream, ClientStream, Rewind};
 
 static NEXT_SESSION: AtomicU64 = AtomicU64::new(1);
 
 /// Time allowed to write a final ErrorResponse to a client.
 const GOODBYE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The SSLRequest packet: length 8, then the request code.
+const SSL_REQUEST: [u8; 8] = {
+    let code = startup::SSL_REQUEST_CODE.to_be_bytes();
+    [0, 0, 0, 8, code[0], code[1], code[2], code[3]]
+};
 
 /// Handle one accepted client connection.
 pub(crate) async fn run(socket: TcpStream, peer: SocketAddr, ctx: Arc<ListenerCtx>) {
@@ -107,7 +113,7 @@ async fn handle(socket: TcpStream, ctx: Arc<ListenerCtx>, id: u64, span: tracing
 /// A node connection, registered with its backend for fencing.
 struct Connected {
     backend: Arc<Backend>,
-    server: TcpStream,
+    server: BackendStream,
     registration: Registration,
 }
 
@@ -281,6 +287,12 @@ impl Handshake<'_> {
                             Err(r) => return Err(refuse(&mut client, r).await),
                         },
                     };
+                    if let Some((mode, connector)) = &self.ctx.backend_tls {
+                        conn = match self.start_backend_tls(conn, *mode, connector).await {
+                            Ok(c) => c,
+                            Err(r) => return Err(refuse(&mut client, r).await),
+                        };
+                    }
                     conn.server
                         .write_all(&self.buf[..len])
                         .await
@@ -344,6 +356,71 @@ impl Handshake<'_> {
             Ok(Err(e)) => Err(SessionError::Tls(e)),
             Err(_) => Err(SessionError::HandshakeTimeout(timeout)),
         }
+    }
+
+    /// Open TLS on `conn` (a terminating listener's `backend_tls`): an
+    /// SSLRequest, then the handshake if the node answers `S`. A node that
+    /// answers `N` keeps the session in plaintext under `prefer` and
+    /// refuses it under `require`.
+    async fn start_backend_tls(
+        &self,
+        conn: Connected,
+        mode: BackendTls,
+        connector: &tokio_rustls::TlsConnector,
+    ) -> Result<Connected, Refusal> {
+        let Connected {
+            backend,
+            server,
+            registration,
+        } = conn;
+        let BackendStream::Plain(mut tcp) = server else {
+            return Ok(Connected {
+                backend,
+                server,
+                registration,
+            });
+        };
+        let unreachable = |error: String| Refusal::BackendUnreachable {
+            node: backend.to_string(),
+            error,
+        };
+        let timeout = self.ctx.settings.handshake_timeout;
+        let answer = forward_request(&mut tcp, &SSL_REQUEST, timeout)
+            .await
+            .map_err(|e| unreachable(format!("TLS: {e}")))?;
+        let server =
+            match (answer, mode) {
+                (b'S', _) => {
+                    let name = match tcp.peer_addr() {
+                        Ok(a) => rustls::pki_types::ServerName::IpAddress(a.ip().into()),
+                        Err(e) => return Err(unreachable(format!("TLS: {e}"))),
+                    };
+                    match tokio::time::timeout(timeout, connector.connect(name, tcp)).await {
+                        Ok(Ok(tls)) => BackendStream::Tls(Box::new(tls)),
+                        Ok(Err(e)) => return Err(unreachable(format!("TLS handshake: {e}"))),
+                        Err(_) => {
+                            return Err(unreachable(format!(
+                                "TLS handshake: no answer within {timeout:?}"
+                            )))
+                        }
+                    }
+                }
+                (b'N', BackendTls::Prefer) => BackendStream::Plain(tcp),
+                (b'N', _) => return Err(unreachable(
+                    "the node does not accept TLS, and this listener's backend_tls is \"require\""
+                        .into(),
+                )),
+                (other, _) => {
+                    return Err(unreachable(format!(
+                        "TLS: unexpected answer {other:#04x} to the SSLRequest"
+                    )))
+                }
+            };
+        Ok(Connected {
+            backend,
+            server,
+            registration,
+        })
     }
 
     /// Pick a node (holding while there is none, up to `hold_timeout`) and
@@ -414,7 +491,7 @@ impl Handshake<'_> {
                     tracing::Span::current().record("node", backend.name.as_str());
                     return Ok(Connected {
                         backend,
-                        server,
+                        server: BackendStream::Plain(server),
                         registration,
                     });
                 }
@@ -488,8 +565,8 @@ impl Handshake<'_> {
 }
 
 /// Forward an SSLRequest/GSSENCRequest and return the node's answer byte.
-async fn forward_request(
-    server: &mut TcpStream,
+async fn forward_request<S: AsyncRead + AsyncWrite + Unpin>(
+    server: &mut S,
     request: &[u8],
     timeout: Duration,
 ) -> Result<u8, SessionError> {
@@ -568,9 +645,8 @@ async fn relay(
         server,
         registration,
     } = conn;
-    let server_addr = server.peer_addr().ok();
-    let splice =
-        ctx.settings.relay == RelayMode::Splice && matches!(client, ClientStream::Plain(_));
+    let server_addr = server.tcp().peer_addr().ok();
+    let splice = ctx.settings.relay == RelayMode::Splice && !client.is_tls() && !server.is_tls();
     let mut relay = Relay::new(client, server, ctx.settings.buffer_size, plaintext)
         .with_counters(ctx.metrics.bytes_c2s.clone(), ctx.metrics.bytes_s2c.clone())
         .stop_after_startup(true);

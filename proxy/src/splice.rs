@@ -22,7 +22,7 @@ use tokio::net::TcpStream;
 
 use crate::fence::{FenceReason, SessionSignal};
 use crate::passthrough::{Relay, RelayError, Side};
-use crate::stream::ClientStream;
+use crate::stream::{BackendStream, ClientStream};
 
 /// How a splice relay ended, other than by both sides closing.
 #[derive(Debug)]
@@ -131,9 +131,9 @@ fn splice(from: RawFd, to: RawFd, len: usize) -> io::Result<usize> {
 
 /// Relay `relay`'s sockets with splice until both sides closed, the
 /// session is fenced, or an error. Falls back to nothing: the caller only
-/// calls this for plain TCP clients. Byte counts are added to the relay's.
+/// calls this when both sides are plain TCP. Byte counts are added to the relay's.
 pub(crate) async fn run(
-    relay: &mut Relay<ClientStream, TcpStream>,
+    relay: &mut Relay<ClientStream, BackendStream>,
     signal: &SessionSignal,
     waker_stored: &mut bool,
 ) -> Result<(), SpliceEnd> {
@@ -151,7 +151,7 @@ pub(crate) async fn run(
             return Poll::Ready(Err(SpliceEnd::Fenced(r)));
         }
         let (client, server) = relay.streams();
-        let ClientStream::Plain(client) = client else {
+        let (ClientStream::Plain(client), BackendStream::Plain(server)) = (client, server) else {
             return Poll::Ready(Ok(()));
         };
         let a = c2s.poll_transfer(cx, client, server);
@@ -183,7 +183,7 @@ pub(crate) async fn run(
 }
 
 async fn copy_rest(
-    relay: &mut Relay<ClientStream, TcpStream>,
+    relay: &mut Relay<ClientStream, BackendStream>,
     signal: &SessionSignal,
     waker_stored: &mut bool,
 ) -> Result<(), SpliceEnd> {

@@ -1,4 +1,6 @@
-//! The client side of a session: plain TCP, or TLS terminated by the proxy.
+//! The two sides of a session: plain TCP, or TLS ended by the proxy
+//! ([`ClientStream`], `tls = "terminate"`) and started by it towards the
+//! node ([`BackendStream`], `backend_tls` of a terminating listener).
 //!
 //! [`Rewind`] replays bytes already read from the socket (the start of a
 //! direct-TLS ClientHello) before reading from the socket again, so the TLS
@@ -69,20 +71,39 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Rewind<S> {
 /// A TLS session terminated by the proxy.
 pub(crate) type TlsClient = tokio_rustls::server::TlsStream<Rewind<TcpStream>>;
 
+/// A TLS session the proxy opened to a node.
+pub(crate) type TlsBackend = tokio_rustls::client::TlsStream<TcpStream>;
+
 /// The client connection.
+pub(crate) type ClientStream = MaybeTls<TlsClient>;
+
+/// The node connection.
+pub(crate) type BackendStream = MaybeTls<TlsBackend>;
+
+/// A TCP connection, in the clear or inside a TLS session `T`.
 #[derive(Debug)]
-pub(crate) enum ClientStream {
+pub(crate) enum MaybeTls<T> {
     Plain(TcpStream),
-    Tls(Box<TlsClient>),
+    Tls(Box<T>),
 }
 
-impl ClientStream {
+impl<T> MaybeTls<T> {
     pub(crate) fn is_tls(&self) -> bool {
-        matches!(self, ClientStream::Tls(_))
+        matches!(self, MaybeTls::Tls(_))
     }
 }
 
-impl AsyncRead for ClientStream {
+impl BackendStream {
+    /// The TCP connection under the stream.
+    pub(crate) fn tcp(&self) -> &TcpStream {
+        match self {
+            MaybeTls::Plain(s) => s,
+            MaybeTls::Tls(s) => s.get_ref().0,
+        }
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for MaybeTls<T> {
     #[inline]
     fn poll_read(
         self: Pin<&mut Self>,
@@ -90,13 +111,13 @@ impl AsyncRead for ClientStream {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         match self.get_mut() {
-            ClientStream::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            ClientStream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            MaybeTls::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            MaybeTls::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
         }
     }
 }
 
-impl AsyncWrite for ClientStream {
+impl<T: AsyncWrite + Unpin> AsyncWrite for MaybeTls<T> {
     #[inline]
     fn poll_write(
         self: Pin<&mut Self>,
@@ -104,21 +125,21 @@ impl AsyncWrite for ClientStream {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
-            ClientStream::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            ClientStream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+            MaybeTls::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            MaybeTls::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
         }
     }
     #[inline]
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
-            ClientStream::Plain(s) => Pin::new(s).poll_flush(cx),
-            ClientStream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+            MaybeTls::Plain(s) => Pin::new(s).poll_flush(cx),
+            MaybeTls::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
         }
     }
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
-            ClientStream::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            ClientStream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+            MaybeTls::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            MaybeTls::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
         }
     }
 }

@@ -59,6 +59,7 @@ struct NodeLog {
     cancels: Cancels,
     cancelled: Arc<Notify>,
     startups: Arc<AtomicUsize>,
+    ssl_requests: Arc<AtomicUsize>,
     /// pid → secret key of sessions handed out.
     keys: Arc<Mutex<HashMap<u32, i32>>>,
 }
@@ -137,6 +138,7 @@ async fn serve_node(mut s: TcpStream, name: String, ssl: u8, log: NodeLog) {
         };
         match msg {
             PgWireFrontendMessage::SslNegotiation(SslNegotiationMetaMessage::PostgresSsl(_)) => {
+                log.ssl_requests.fetch_add(1, Ordering::SeqCst);
                 s.write_all(&[ssl]).await.unwrap();
                 if ssl == b'S' {
                     // Stand-in for TLS: echo everything.
@@ -362,12 +364,7 @@ async fn start_proxy_with(
     let group = routes.get_or_create(&key);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let tls_acceptor = match &tls {
-        TlsMode::Passthrough => None,
-        TlsMode::Terminate { cert, key } => Some(tokio_rustls::TlsAcceptor::from(
-            crate::tls::server_config(cert, key).unwrap(),
-        )),
-    };
+    let (tls_acceptor, backend_tls) = crate::tls::listener_tls(&tls).unwrap();
     let name = format!("t-{}", key.formation);
     let ctx = ListenerCtx {
         config: crate::config::ListenerConfig {
@@ -381,6 +378,7 @@ async fn start_proxy_with(
         settings,
         group: group.clone(),
         tls: tls_acceptor,
+        backend_tls,
         metrics: ListenerMetrics::new(&name),
         shared: shared.clone(),
         round_robin: AtomicUsize::new(0),
@@ -905,29 +903,69 @@ async fn truncated_and_silent_clients_are_closed_not_held() {
     .await;
 }
 
-#[tokio::test]
-async fn tls_termination_with_rustls() {
-    let a = FakeNode::start("node_a", b'S').await; // must never see an SSLRequest
+/// A proxy terminating TLS with the test certificate, `backend_tls` as
+/// given, in front of node `a`; returns a connection string that checks
+/// the proxy's certificate (`verify-full`).
+async fn terminating_proxy(
+    a: &FakeNode,
+    backend: crate::config::BackendTls,
+) -> (TestProxy, String) {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
     let tls = TlsMode::Terminate {
         cert: dir.join("test-cert.pem"),
         key: dir.join("test-key.pem"),
+        backend,
     };
     let p = start_proxy_with(Role::ReadWrite, settings(Duration::from_secs(5)), tls).await;
     p.group.apply(vec![a.row(1, Primary, Primary)]);
-    // A client checking the certificate and its name, as `verify-full`.
     let info = format!(
         "{} sslmode=verify-full sslrootcert='{}'",
         conninfo(p.addr),
         dir.join("test-ca.pem").display()
     );
-    let target = pgaf_pgconn::parse(&info).unwrap();
-    let (client, conn) = within(target.config.connect(target.tls().unwrap()))
-        .await
-        .unwrap();
-    let _conn = tokio::spawn(conn);
+    (p, info)
+}
+
+async fn tls_connect(info: &str) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+    let target = pgaf_pgconn::parse(info).unwrap();
+    let (client, conn) = within(target.config.connect(target.tls().unwrap())).await?;
+    tokio::spawn(conn);
+    Ok(client)
+}
+
+#[tokio::test]
+async fn tls_termination_with_rustls() {
+    use crate::config::BackendTls;
+    // backend_tls = "disable": the node never sees an SSLRequest.
+    let a = FakeNode::start("node_a", b'S').await;
+    let (_p, info) = terminating_proxy(&a, BackendTls::Disable).await;
+    let client = tls_connect(&info).await.unwrap();
     assert_eq!(which_node(&client).await, "node_a");
     assert_eq!(a.log.startups.load(Ordering::SeqCst), 1);
+    assert_eq!(a.log.ssl_requests.load(Ordering::SeqCst), 0);
+
+    // "prefer" (the default): the proxy asks the node for TLS; a node
+    // without it gets the session in plaintext.
+    let b = FakeNode::start("node_b", b'N').await;
+    let (_p, info) = terminating_proxy(&b, BackendTls::Prefer).await;
+    let client = tls_connect(&info).await.unwrap();
+    assert_eq!(which_node(&client).await, "node_b");
+    assert_eq!(b.log.ssl_requests.load(Ordering::SeqCst), 1);
+
+    // "require": a node without TLS is refused, and the client told why.
+    let c = FakeNode::start("node_c", b'N').await;
+    let (_p, info) = terminating_proxy(&c, BackendTls::Require).await;
+    let e = tls_connect(&info).await.err().unwrap();
+    let db = e.as_db_error().unwrap();
+    assert_eq!(db.code(), &SqlState::CANNOT_CONNECT_NOW);
+    assert!(db.message().contains("could not connect to node"), "{db:?}");
+    assert!(
+        db.detail()
+            .unwrap_or_default()
+            .contains("does not accept TLS"),
+        "{db:?}"
+    );
+    assert_eq!(c.log.startups.load(Ordering::SeqCst), 0);
 }
 
 #[tokio::test]

@@ -10,6 +10,8 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::ServerConfig;
 
+use crate::config::{BackendTls, TlsMode};
+
 /// A certificate or key that cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum TlsError {
@@ -19,6 +21,38 @@ pub(crate) enum TlsError {
     Key { path: String, message: String },
     #[error("build TLS configuration: {0}")]
     Config(#[from] rustls::Error),
+    #[error("build the TLS configuration towards the nodes: {0}")]
+    Backend(#[from] pgaf_pgconn::ConnError),
+}
+
+/// A listener's TLS: the acceptor of a terminating listener, and its
+/// connector towards the nodes unless `backend_tls = "disable"`.
+pub(crate) type ListenerTls = (
+    Option<tokio_rustls::TlsAcceptor>,
+    Option<(BackendTls, tokio_rustls::TlsConnector)>,
+);
+
+/// Build what `mode` needs (certificate files are read here).
+pub(crate) fn listener_tls(mode: &TlsMode) -> Result<ListenerTls, TlsError> {
+    match mode {
+        TlsMode::Passthrough => Ok((None, None)),
+        TlsMode::Terminate { cert, key, backend } => {
+            let acceptor = tokio_rustls::TlsAcceptor::from(server_config(cert, key)?);
+            let connector = match backend {
+                BackendTls::Disable => None,
+                mode => Some((*mode, backend_connector()?)),
+            };
+            Ok((Some(acceptor), connector))
+        }
+    }
+}
+
+/// The connector of a terminating listener towards its nodes: encryption
+/// without certificate checks, as libpq's `sslmode=require` without a root
+/// certificate (the nodes are the ones the monitor lists).
+pub(crate) fn backend_connector() -> Result<tokio_rustls::TlsConnector, TlsError> {
+    let config = pgaf_pgconn::tls::config(pgaf_pgconn::SslMode::Require, None)?;
+    Ok(tokio_rustls::TlsConnector::from(config))
 }
 
 fn provider() -> Arc<CryptoProvider> {

@@ -59,6 +59,8 @@ pub enum Role {
 pub struct Listener {
     pub name: &'static str,
     pub role: Role,
+    /// More keys of the `[[listener]]` table (TOML lines), e.g. TLS.
+    pub extra: String,
 }
 
 /// A running `pg_autoproxy`.
@@ -92,6 +94,10 @@ impl Proxy {
                 "\n[[listener]]\nname = \"{}\"\nlisten = \"127.0.0.1:{port}\"\n",
                 l.name
             ));
+            toml.push_str(&l.extra);
+            if !l.extra.ends_with('\n') {
+                toml.push('\n');
+            }
             if let Role::ReadOnly {
                 fallback_to_primary,
             } = l.role

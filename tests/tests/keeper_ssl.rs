@@ -2,12 +2,14 @@
 //! clusters run: the HBA rules are `hostssl`, so everything must go over
 //! TLS (the keepers' calls and LISTEN to the monitor, replication, clients
 //! through the formation URI). The nodes reach primary and secondary, a
-//! switchover completes under a writer, the printed URIs ask for TLS, and
+//! switchover completes under a writer, the printed URIs ask for TLS,
+//! `pg_autoproxy` terminating TLS reaches the primary over TLS, and
 //! `verify-ca`/`verify-full` check the monitor's certificate.
 #![cfg(feature = "integration")]
 #![allow(clippy::unwrap_used)]
 
 use pgaf_tests::autoctl::{assert_all_present, pg_connect, Formation, Writer};
+use pgaf_tests::proxy::{Listener, Proxy, Role};
 use std::time::Duration;
 
 const LIMIT: Duration = Duration::from_secs(90);
@@ -127,6 +129,75 @@ async fn a_self_signed_cluster_runs_on_tls() {
     let new_primary = f.node_client("node2").await;
     assert!(encrypted(&new_primary).await);
     assert_all_present(&new_primary, &acked).await;
+
+    // pg_autoproxy terminating TLS in front of this cluster: it follows the
+    // monitor over TLS and opens TLS to the nodes (backend_tls = "prefer",
+    // the default), as the hostssl rules of a multi-host cluster require.
+    let data = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../proxy/tests/data");
+    let terminate = |backend: &str| {
+        format!(
+            "tls = \"terminate\"\ntls_cert = \"{}\"\ntls_key = \"{}\"\nbackend_tls = \"{backend}\"\n",
+            data.join("test-cert.pem").display(),
+            data.join("test-key.pem").display()
+        )
+    };
+    let proxy = Proxy::start(
+        &f.dir,
+        &f.monitor_uri,
+        &[
+            Listener {
+                name: "tls",
+                role: Role::ReadWrite,
+                extra: terminate("prefer"),
+            },
+            Listener {
+                name: "clear",
+                role: Role::ReadWrite,
+                extra: terminate("disable"),
+            },
+        ],
+        "",
+    )
+    .await;
+    let through = |listener: &str| {
+        format!(
+            "host=127.0.0.1 port={} user=postgres dbname=postgres connect_timeout=10 \
+             sslmode=verify-full sslrootcert='{}'",
+            proxy.port(listener),
+            data.join("test-ca.pem").display()
+        )
+    };
+    let node2_port = f.node("node2").port;
+    let c = pgaf_tests::wait::until(
+        "a session through the proxy",
+        Duration::from_secs(30),
+        Duration::from_millis(100),
+        || {
+            let info = through("tls");
+            async move { pg_connect(&info).await.ok() }
+        },
+    )
+    .await;
+    let (c, conn) = c;
+    tokio::spawn(conn);
+    // The node sees the proxy's session encrypted, on the new primary.
+    assert!(encrypted(&c).await);
+    let port: i32 = c
+        .query_one("SELECT inet_server_port()", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(port, i32::from(node2_port));
+    drop(c);
+    // backend_tls = "disable": the client's session is TLS up to the proxy,
+    // the node's is not (initdb's `host ... 127.0.0.1/32 trust` rule lets
+    // it in on this host; the hostssl rules pg_autoctl adds for remote
+    // hosts would refuse it).
+    let (c, conn) = pg_connect(&through("clear")).await.unwrap();
+    tokio::spawn(conn);
+    assert!(!encrypted(&c).await);
+    drop(c);
+    drop(proxy);
 
     // The monitor's certificate is checked when asked: its own self-signed
     // certificate as the root passes verify-ca and verify-full (as with

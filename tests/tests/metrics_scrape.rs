@@ -153,6 +153,7 @@ async fn every_endpoint_scrapes_and_values_move_through_a_failover() {
         &[Listener {
             name: "app",
             role: Role::ReadWrite,
+            extra: String::new(),
         }],
         "",
     )

@@ -219,18 +219,21 @@ async fn proxy_through_switchover_and_kill9_failover() {
             Listener {
                 name: "rw",
                 role: Role::ReadWrite,
+                extra: String::new(),
             },
             Listener {
                 name: "ro",
                 role: Role::ReadOnly {
                     fallback_to_primary: false,
                 },
+                extra: String::new(),
             },
             Listener {
                 name: "ro_fb",
                 role: Role::ReadOnly {
                     fallback_to_primary: true,
                 },
+                extra: String::new(),
             },
         ],
         "hold_timeout = \"60s\"",
