@@ -47,6 +47,18 @@ pub struct PgSetup {
     pub hba_level: String,
 }
 
+impl PgSetup {
+    /// `auth_method` and `hba_level` as `create` records them: `--auth` and
+    /// `minimal`, or `trust` and `skip` with `--skip-pg-hba`.
+    pub fn hba_choice(skip_hba: bool, auth: &str) -> (String, String) {
+        if skip_hba {
+            ("trust".into(), "skip".into())
+        } else {
+            (auth.to_string(), "minimal".into())
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Ssl {
     pub active: bool,

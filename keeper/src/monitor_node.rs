@@ -119,6 +119,7 @@ pub async fn create(opts: &CreateMonitor) -> anyhow::Result<(MonitorConfig, Post
             paths.pgdata.display()
         );
     }
+    let (auth_method, hba_level) = PgSetup::hba_choice(opts.skip_hba, &opts.auth);
     let cfg = MonitorConfig {
         hostname: opts.hostname.clone(),
         pg: PgSetup {
@@ -129,16 +130,8 @@ pub async fn create(opts: &CreateMonitor) -> anyhow::Result<(MonitorConfig, Post
             host: String::new(),
             port: opts.pgport,
             listen_addresses: opts.listen.clone(),
-            auth_method: if opts.skip_hba {
-                "trust".into()
-            } else {
-                opts.auth.clone()
-            },
-            hba_level: if opts.skip_hba {
-                "skip".into()
-            } else {
-                "minimal".into()
-            },
+            auth_method,
+            hba_level,
         },
         ssl: opts.ssl.clone(),
         metrics_listen: opts.metrics_listen.clone(),

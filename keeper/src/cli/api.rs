@@ -209,11 +209,17 @@ pub fn unknown_node(name: &str, formation: &str, known: &[NodeRow]) -> Failure {
 /// otherwise.
 pub async fn node_by_name(c: &Client, formation: &str, name: &str) -> Result<NodeRow, Failure> {
     let nodes = current_state(c, formation, None).await?;
+    find_node(&nodes, formation, name)
+}
+
+/// Node `name` among `nodes` (the current state of `formation`): a refusal
+/// naming the known nodes otherwise.
+pub fn find_node(nodes: &[NodeRow], formation: &str, name: &str) -> Result<NodeRow, Failure> {
     nodes
         .iter()
         .find(|n| n.name == name)
         .cloned()
-        .ok_or_else(|| unknown_node(name, formation, &nodes))
+        .ok_or_else(|| unknown_node(name, formation, nodes))
 }
 
 #[cfg(test)]

@@ -11,7 +11,6 @@ use super::exit::{self, CmdResult, Code, Failure};
 use super::{Globals, PgdataArg};
 use crate::config::Config;
 use crate::ini::Ini;
-use crate::paths::NodePaths;
 use serde_json::{Map, Value};
 
 #[derive(Debug, clap::Subcommand)]
@@ -107,21 +106,6 @@ fn split_key(key: &str) -> Result<(&str, &str), Failure> {
         })
 }
 
-fn load(pgdata: &PgdataArg) -> Result<(NodePaths, Config), Failure> {
-    let pgdata = pgdata.require()?;
-    let paths = NodePaths::new(&pgdata);
-    let cfg = Config::load(&paths.config).map_err(|e| {
-        Failure::new(
-            exit::BAD_CONFIG,
-            anyhow::anyhow!(
-                "{e}; is {} a pg_auto_failover node? (pg_autoctl create ...)",
-                pgdata.display()
-            ),
-        )
-    })?;
-    Ok((paths, cfg))
-}
-
 /// The value of `key` in `ini`, a usage error naming the known options
 /// otherwise.
 fn lookup<'a>(ini: &'a Ini, key: &str) -> Result<&'a str, Failure> {
@@ -140,7 +124,7 @@ fn lookup<'a>(ini: &'a Ini, key: &str) -> Result<&'a str, Failure> {
 }
 
 fn get(a: GetArgs, g: Globals) -> CmdResult {
-    let (_, cfg) = load(&a.pgdata)?;
+    let (_, cfg) = a.pgdata.load_config()?;
     let ini = cfg.to_ini();
     match a.key {
         None if g.json => println!("{}", super::json::pretty(&ini_json(&ini))),
@@ -206,7 +190,7 @@ fn validate(old: &Config, new: &Config, section: &str, option: &str) -> Result<(
 }
 
 fn set(a: SetArgs, g: Globals) -> CmdResult {
-    let (paths, cfg) = load(&a.pgdata)?;
+    let (paths, cfg) = a.pgdata.load_config()?;
     let mut ini = cfg.to_ini();
     lookup(&ini, &a.key)?;
     let (section, option) = split_key(&a.key)?;
@@ -271,7 +255,7 @@ async fn check_settings(local: &crate::pg::local::Local, monitor: bool) -> Vec<S
 }
 
 async fn check(a: CheckArgs, g: Globals) -> CmdResult {
-    let (paths, cfg) = load(&a.pgdata)?;
+    let (paths, cfg) = a.pgdata.load_config()?;
     let pg = cfg.pg();
     let pm = crate::pg::control::PostmasterPid::read(&paths.pgdata)
         .filter(crate::pg::control::PostmasterPid::ready)

@@ -187,7 +187,7 @@ async fn drop_remote(a: DropNodeArgs, target: super::show::Resolved, g: Globals)
     let c = monitor.client();
     let nodes = api::current_state(c, &formation, None).await?;
     let node = match (&a.name, &a.hostname, a.pgport) {
-        (Some(name), _, _) => nodes.iter().find(|n| &n.name == name).cloned().ok_or_else(|| api::unknown_node(name, &formation, &nodes))?,
+        (Some(name), _, _) => api::find_node(&nodes, &formation, name)?,
         (None, Some(host), Some(port)) => nodes
             .iter()
             .find(|n| &n.host == host && n.port == i32::from(port))

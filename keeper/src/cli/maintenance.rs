@@ -103,20 +103,7 @@ pub async fn enable(a: EnableArgs, g: Globals) -> CmdResult {
         !g.json,
     )
     .await?;
-    const CTX: &str = "start_maintenance";
-    let row = c
-        .query_one(
-            "SELECT pgautofailover.start_maintenance($1)",
-            &[&me.node_id],
-        )
-        .await
-        .map_err(api::sql(CTX))?;
-    if !col::<bool>(&row, 0, CTX)? {
-        return Err(Failure::usage(format!(
-            "the monitor does not know node {}: see pg_autoctl show state",
-            me.node_id
-        )));
-    }
+    call(c, "start_maintenance", me.node_id).await?;
     t.start_table();
     let id = me.node_id;
     t.wait_until(
@@ -155,17 +142,7 @@ pub async fn disable(a: DisableArgs, g: Globals) -> CmdResult {
         !g.json,
     )
     .await?;
-    const CTX: &str = "stop_maintenance";
-    let row = c
-        .query_one("SELECT pgautofailover.stop_maintenance($1)", &[&me.node_id])
-        .await
-        .map_err(api::sql(CTX))?;
-    if !col::<bool>(&row, 0, CTX)? {
-        return Err(Failure::usage(format!(
-            "the monitor does not know node {}: see pg_autoctl show state",
-            me.node_id
-        )));
-    }
+    call(c, "stop_maintenance", me.node_id).await?;
     t.start_table();
     let id = me.node_id;
     t.wait_until(
@@ -180,6 +157,28 @@ pub async fn disable(a: DisableArgs, g: Globals) -> CmdResult {
     )
     .await?;
     tracing::info!("Node \"{}\" is back in the group", me.name);
+    Ok(())
+}
+
+/// `pgautofailover.<function>(node_id)`; false means the monitor does not
+/// know the node.
+async fn call(
+    c: &tokio_postgres::Client,
+    function: &'static str,
+    node_id: i64,
+) -> Result<(), Failure> {
+    let row = c
+        .query_one(
+            &format!("SELECT pgautofailover.{function}($1)"),
+            &[&node_id],
+        )
+        .await
+        .map_err(api::sql(function))?;
+    if !col::<bool>(&row, 0, function)? {
+        return Err(Failure::usage(format!(
+            "the monitor does not know node {node_id}: see pg_autoctl show state"
+        )));
+    }
     Ok(())
 }
 

@@ -150,6 +150,22 @@ impl PgdataArg {
             )),
         }
     }
+
+    /// The node's paths and configuration file (a node or the monitor).
+    pub fn load_config(&self) -> Result<(crate::paths::NodePaths, crate::config::Config), Failure> {
+        let pgdata = self.require()?;
+        let paths = crate::paths::NodePaths::new(&pgdata);
+        let cfg = crate::config::Config::load(&paths.config).map_err(|e| {
+            Failure::new(
+                exit::BAD_CONFIG,
+                anyhow::anyhow!(
+                    "{e}; is {} a pg_auto_failover node? (pg_autoctl create ...)",
+                    pgdata.display()
+                ),
+            )
+        })?;
+        Ok((paths, cfg))
+    }
 }
 
 impl Command {

@@ -143,40 +143,50 @@ async fn resolve(
 > {
     let target = a.target.resolve()?;
     let formation = target.formation(&a.formation);
-    let name = match (&a.name, &target.local) {
-        (Some(n), _) => n.clone(),
-        (None, Some(Config::Keeper(k))) if !k.name.is_empty() => k.name.clone(),
-        _ => {
-            return Err(Failure::usage(
-                "which node? give its name with --name (see pg_autoctl show state)",
-            ))
-        }
-    };
+    let name = target.node_name(&a.name)?;
     let monitor = target.connect().await?;
     Ok((target, formation, monitor, name))
+}
+
+/// A node setting as `get`/`set` print it: the value alone, or with
+/// `--json` an object `{"name": .., key: value}` (`name` for `get` only).
+fn print_setting<V>(g: &Globals, name: Option<&str>, key: &str, value: V)
+where
+    V: std::fmt::Display + Into<serde_json::Value>,
+{
+    if g.json {
+        let mut v = serde_json::Map::new();
+        if let Some(name) = name {
+            v.insert("name".into(), name.into());
+        }
+        v.insert(key.into(), value.into());
+        println!("{}", super::json::pretty(&serde_json::Value::Object(v)));
+    } else {
+        println!("{value}");
+    }
 }
 
 pub async fn get_priority(a: NodeArgs, g: Globals) -> CmdResult {
     let (_, formation, monitor, name) = resolve(&a).await?;
     let n = api::node_by_name(monitor.client(), &formation, &name).await?;
-    if g.json {
-        let v = serde_json::json!({ "name": n.name, "candidate-priority": n.candidate_priority });
-        println!("{}", super::json::pretty(&v));
-    } else {
-        println!("{}", n.candidate_priority);
-    }
+    print_setting(
+        &g,
+        Some(&n.name),
+        "candidate-priority",
+        n.candidate_priority,
+    );
     Ok(())
 }
 
 pub async fn get_quorum(a: NodeArgs, g: Globals) -> CmdResult {
     let (_, formation, monitor, name) = resolve(&a).await?;
     let n = api::node_by_name(monitor.client(), &formation, &name).await?;
-    if g.json {
-        let v = serde_json::json!({ "name": n.name, "replication-quorum": n.replication_quorum });
-        println!("{}", super::json::pretty(&v));
-    } else {
-        println!("{}", n.replication_quorum);
-    }
+    print_setting(
+        &g,
+        Some(&n.name),
+        "replication-quorum",
+        n.replication_quorum,
+    );
     Ok(())
 }
 
@@ -252,11 +262,7 @@ pub async fn set_priority(a: SetPriorityArgs, g: Globals) -> CmdResult {
     let (target, formation, monitor, name) = resolve(&a.node).await?;
     let c = monitor.client();
     let nodes = api::current_state(c, &formation, None).await?;
-    let me = nodes
-        .iter()
-        .find(|n| n.name == name)
-        .cloned()
-        .ok_or_else(|| api::unknown_node(&name, &formation, &nodes))?;
+    let me = api::find_node(&nodes, &formation, &name)?;
     if !a.allow_failover {
         if let Some(why) = priority_refusal(&me, &nodes, value) {
             return Err(Failure::usage(why));
@@ -276,14 +282,7 @@ pub async fn set_priority(a: SetPriorityArgs, g: Globals) -> CmdResult {
         g,
     )
     .await?;
-    if g.json {
-        println!(
-            "{}",
-            super::json::pretty(&serde_json::json!({ "candidate-priority": value }))
-        );
-    } else {
-        println!("{value}");
-    }
+    print_setting(&g, None, "candidate-priority", value);
     Ok(())
 }
 
@@ -292,11 +291,7 @@ pub async fn set_quorum(a: SetQuorumArgs, g: Globals) -> CmdResult {
     let (target, formation, monitor, name) = resolve(&a.node).await?;
     let c = monitor.client();
     let nodes = api::current_state(c, &formation, None).await?;
-    let me = nodes
-        .iter()
-        .find(|n| n.name == name)
-        .cloned()
-        .ok_or_else(|| api::unknown_node(&name, &formation, &nodes))?;
+    let me = api::find_node(&nodes, &formation, &name)?;
     change(
         &target,
         c,
@@ -311,14 +306,7 @@ pub async fn set_quorum(a: SetQuorumArgs, g: Globals) -> CmdResult {
         g,
     )
     .await?;
-    if g.json {
-        println!(
-            "{}",
-            super::json::pretty(&serde_json::json!({ "replication-quorum": value }))
-        );
-    } else {
-        println!("{value}");
-    }
+    print_setting(&g, None, "replication-quorum", value);
     Ok(())
 }
 

@@ -4,11 +4,10 @@
 //! is in place. Exit 12 (as upstream) when it is not within `--wait`.
 
 use super::api::{self, col, NodeRow};
-use super::exit::{CmdResult, Failure};
+use super::exit::CmdResult;
 use super::show::Target;
 use super::transitions::Transitions;
 use super::Globals;
-use crate::config::Config;
 use std::time::Duration;
 
 #[derive(Debug, clap::Subcommand)]
@@ -117,15 +116,7 @@ async fn failover(a: FailoverArgs, g: Globals) -> CmdResult {
 async fn promotion(a: PromotionArgs, g: Globals) -> CmdResult {
     let target = a.target.resolve()?;
     let formation = target.formation(&a.formation);
-    let name = match (&a.name, &target.local) {
-        (Some(n), _) => n.clone(),
-        (None, Some(Config::Keeper(k))) if !k.name.is_empty() => k.name.clone(),
-        _ => {
-            return Err(Failure::usage(
-                "which node? give its name with --name (see pg_autoctl show state)",
-            ))
-        }
-    };
+    let name = target.node_name(&a.name)?;
     let monitor = target.connect().await?;
     let c = monitor.client();
     let node = api::node_by_name(c, &formation, &name).await?;

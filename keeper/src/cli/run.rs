@@ -6,7 +6,6 @@ use super::{Globals, PgdataArg};
 use crate::config::Config;
 use crate::node::service::{self, Exit};
 use crate::node::Node;
-use crate::paths::NodePaths;
 use crate::pg::bin::PgBin;
 use crate::state::KeeperState;
 
@@ -17,17 +16,8 @@ pub struct RunArgs {
 }
 
 pub async fn run(a: RunArgs, _g: Globals) -> CmdResult {
-    let pgdata = a.pgdata.require()?;
-    let paths = NodePaths::new(&pgdata);
-    let cfg = Config::load(&paths.config).map_err(|e| {
-        Failure::new(
-            exit::BAD_CONFIG,
-            anyhow::anyhow!(
-                "{e}; is {} a pg_auto_failover node? (pg_autoctl create ...)",
-                pgdata.display()
-            ),
-        )
-    })?;
+    let (paths, cfg) = a.pgdata.load_config()?;
+    let pgdata = paths.pgdata.clone();
     match cfg {
         Config::Monitor(m) => {
             let _pid =

@@ -72,17 +72,8 @@ pub fn postgres_json(
 }
 
 pub async fn run(a: StatusArgs, g: Globals) -> CmdResult {
-    let pgdata = a.pgdata.require()?;
-    let paths = NodePaths::new(&pgdata);
-    let cfg = Config::load(&paths.config).map_err(|e| {
-        Failure::new(
-            exit::BAD_CONFIG,
-            anyhow::anyhow!(
-                "{e}; is {} a pg_auto_failover node? (pg_autoctl create ...)",
-                pgdata.display()
-            ),
-        )
-    })?;
+    let (paths, cfg) = a.pgdata.load_config()?;
+    let pgdata = &paths.pgdata;
     let pm = PostmasterPid::read(&paths.pgdata).filter(PostmasterPid::alive);
     let Some(info) = super::service_ctl::live_service(&paths.pid) else {
         let msg = match &pm {

@@ -12,7 +12,33 @@ pub mod node;
 
 use std::net::SocketAddr;
 
+use pgaf_metrics::exposition::ExpositionError;
+use pgaf_metrics::http::{Request, Response};
+
 pub use pgaf_metrics::http::ListenAddrError;
+
+/// The answer of a metrics endpoint to `request`: `GET /metrics` runs
+/// `scrape` (a failed scrape is a logged 500), other paths are 404 and
+/// other methods 405.
+async fn endpoint<F, Fut>(request: &Request, scrape: F) -> Response
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Result<Vec<u8>, ExpositionError>>,
+{
+    if request.method != "GET" && request.method != "HEAD" {
+        return Response::only_get();
+    }
+    match request.path.as_str() {
+        "/metrics" => match scrape().await {
+            Ok(text) => Response::metrics(text),
+            Err(e) => {
+                tracing::warn!("{e}");
+                Response::text(500, format!("{e}\n"))
+            }
+        },
+        _ => Response::not_found(),
+    }
+}
 
 /// The address of the metrics endpoint from `[pg_autoctl] metrics_listen`:
 /// `None` when empty (off).

@@ -316,19 +316,7 @@ pub fn render(snapshot: Option<&Snapshot>) -> Builder {
 
 impl Handler for MonitorMetrics {
     async fn handle(&self, request: Request) -> Response {
-        if request.method != "GET" && request.method != "HEAD" {
-            return Response::only_get();
-        }
-        match request.path.as_str() {
-            "/metrics" => match self.scrape().await {
-                Ok(text) => Response::metrics(text),
-                Err(e) => {
-                    tracing::warn!("{e}");
-                    Response::text(500, format!("{e}\n"))
-                }
-            },
-            _ => Response::not_found(),
-        }
+        super::endpoint(&request, || self.scrape()).await
     }
 }
 

@@ -206,19 +206,7 @@ impl NodeMetrics {
 
 impl Handler for NodeMetrics {
     async fn handle(&self, request: Request) -> Response {
-        if request.method != "GET" && request.method != "HEAD" {
-            return Response::only_get();
-        }
-        match request.path.as_str() {
-            "/metrics" => match self.scrape().await {
-                Ok(text) => Response::metrics(text),
-                Err(e) => {
-                    tracing::warn!("{e}");
-                    Response::text(500, format!("{e}\n"))
-                }
-            },
-            _ => Response::not_found(),
-        }
+        super::endpoint(&request, || self.scrape()).await
     }
 }
 

@@ -203,6 +203,7 @@ fn write_files(
     sysid: i64,
     assigned: &crate::monitor::Assigned,
 ) -> anyhow::Result<KeeperConfig> {
+    let (auth_method, hba_level) = PgSetup::hba_choice(opts.skip_hba, &opts.auth);
     let cfg = KeeperConfig {
         monitor: opts.monitor.clone(),
         formation: opts.formation.clone(),
@@ -218,16 +219,8 @@ fn write_files(
             host: opts.pghost.clone(),
             port: opts.pgport,
             listen_addresses: opts.listen.clone(),
-            auth_method: if opts.skip_hba {
-                "trust".into()
-            } else {
-                opts.auth.clone()
-            },
-            hba_level: if opts.skip_hba {
-                "skip".into()
-            } else {
-                "minimal".into()
-            },
+            auth_method,
+            hba_level,
         },
         ssl: opts.ssl.clone(),
         maximum_backup_rate: opts.maximum_backup_rate.clone(),

@@ -5,7 +5,6 @@
 use crate::cli::exit::{self, CmdResult, Code, Failure};
 use crate::cli::{Globals, PgdataArg};
 use crate::config::Config;
-use crate::paths::NodePaths;
 use crate::state::KeeperState;
 use serde_json::{json, Value};
 
@@ -170,17 +169,8 @@ fn read(path: &std::path::Path, what: &str) -> Result<String, Failure> {
 }
 
 pub async fn run(a: FileArgs, g: Globals) -> CmdResult {
-    let pgdata = a.pgdata.require()?;
-    let paths = NodePaths::new(&pgdata);
-    let cfg = Config::load(&paths.config).map_err(|e| {
-        Failure::new(
-            exit::BAD_CONFIG,
-            anyhow::anyhow!(
-                "{e}; is {} a pg_auto_failover node? (pg_autoctl create ...)",
-                pgdata.display()
-            ),
-        )
-    })?;
+    let (paths, cfg) = a.pgdata.load_config()?;
+    let pgdata = &paths.pgdata;
     let keeper = matches!(cfg, Config::Keeper(_));
     let one = [
         (a.config, "config"),

@@ -124,6 +124,18 @@ impl Target {
 }
 
 impl Resolved {
+    /// The node a command is about: `given` (`--name`), else the local
+    /// node's own name.
+    pub fn node_name(&self, given: &Option<String>) -> Result<String, Failure> {
+        match (given, &self.local) {
+            (Some(n), _) => Ok(n.clone()),
+            (None, Some(Config::Keeper(k))) if !k.name.is_empty() => Ok(k.name.clone()),
+            _ => Err(Failure::usage(
+                "which node? give its name with --name (see pg_autoctl show state)",
+            )),
+        }
+    }
+
     pub async fn connect(&self) -> Result<Monitor, Failure> {
         Monitor::connect(&self.uri, CONNECT_TIMEOUT)
             .await

@@ -8,8 +8,6 @@
 
 use crate::cli::exit::{self, CmdResult, Failure};
 use crate::cli::{Globals, PgdataArg};
-use crate::config::Config;
-use crate::paths::NodePaths;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
@@ -77,17 +75,8 @@ impl Unit {
 }
 
 pub async fn run(a: SystemdArgs, _g: Globals) -> CmdResult {
-    let pgdata = a.pgdata.require()?;
-    let paths = NodePaths::new(&pgdata);
-    Config::load(&paths.config).map_err(|e| {
-        Failure::new(
-            exit::BAD_CONFIG,
-            anyhow::anyhow!(
-                "{e}; is {} a pg_auto_failover node? (pg_autoctl create ...)",
-                pgdata.display()
-            ),
-        )
-    })?;
+    let (paths, _) = a.pgdata.load_config()?;
+    let pgdata = paths.pgdata;
     let meta = std::fs::metadata(&pgdata).map_err(|e| {
         Failure::new(
             exit::BAD_CONFIG,
