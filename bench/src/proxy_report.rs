@@ -261,6 +261,21 @@ pub struct Goal {
     pub met: Option<bool>,
 }
 
+/// A Markdown table header: the `lead` columns (the first left-aligned,
+/// the others right-aligned), then one right-aligned column per target.
+fn table_header(s: &mut String, lead: &[&str], targets: &[&String]) {
+    s.push('|');
+    for c in lead {
+        let _ = write!(s, " {c} |");
+    }
+    for t in targets {
+        let _ = write!(s, " {t} |");
+    }
+    s.push_str("\n|---|");
+    s.push_str(&"---:|".repeat(lead.len().saturating_sub(1) + targets.len()));
+    s.push('\n');
+}
+
 /// The issue's goals, checked against the medians of `cells`.
 pub fn goals(runs: &[Run]) -> Vec<Goal> {
     let (workloads, targets) = order(runs);
@@ -355,15 +370,7 @@ pub fn render(runs: &[Run], machine: &str) -> String {
          divided by direct's in the same round; higher is better.\n"
     );
     let others: Vec<&String> = targets.iter().filter(|t| *t != DIRECT).collect();
-    let _ = write!(s, "| workload | direct TPS or MB/s |");
-    for t in &others {
-        let _ = write!(s, " {t} |");
-    }
-    let _ = write!(s, "\n|---|---:|");
-    for _ in &others {
-        let _ = write!(s, "---:|");
-    }
-    s.push('\n');
+    table_header(&mut s, &["workload", "direct TPS or MB/s"], &others);
     for w in &workloads {
         let d = cell(runs, w, DIRECT);
         let _ = write!(s, "| {w} | {} |", fmt_median(d.throughput, 0));
@@ -377,15 +384,7 @@ pub fn render(runs: &[Run], machine: &str) -> String {
         s,
         "\n## Average latency, ratio to direct (median over rounds)\n\nAbove 1 is slower.\n"
     );
-    let _ = write!(s, "| workload | direct ms |");
-    for t in &others {
-        let _ = write!(s, " {t} |");
-    }
-    let _ = write!(s, "\n|---|---:|");
-    for _ in &others {
-        let _ = write!(s, "---:|");
-    }
-    s.push('\n');
+    table_header(&mut s, &["workload", "direct ms"], &others);
     for w in workloads.iter().filter(|w| !is_copy(w)) {
         let d = cell(runs, w, DIRECT);
         let _ = write!(s, "| {w} | {} |", fmt_median(d.latency_ms, 3));
@@ -400,19 +399,10 @@ pub fn render(runs: &[Run], machine: &str) -> String {
         "\n## Proxy CPU (median over rounds)\n\nµs of the proxy process's CPU per transaction \
          (in brackets: seconds per 10 000 transactions); seconds per GB for COPY.\n"
     );
-    let proxies: Vec<&String> = others.clone();
-    let _ = write!(s, "| workload |");
-    for t in &proxies {
-        let _ = write!(s, " {t} |");
-    }
-    let _ = write!(s, "\n|---|");
-    for _ in &proxies {
-        let _ = write!(s, "---:|");
-    }
-    s.push('\n');
+    table_header(&mut s, &["workload"], &others);
     for w in &workloads {
         let _ = write!(s, "| {w} |");
-        for t in &proxies {
+        for t in &others {
             let c = cell(runs, w, t).cpu;
             let text = match c {
                 None => "–".into(),

@@ -25,22 +25,7 @@ use tokio_postgres::Client;
 
 /// The `pg_autoctl` under test.
 pub fn binary() -> PathBuf {
-    if let Some(p) = std::env::var_os("PGAF_AUTOCTL") {
-        return PathBuf::from(p);
-    }
-    let exe = std::env::current_exe().expect("current_exe");
-    // target/<profile>/deps/<test> -> target/<profile>/pg_autoctl
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target directory");
-    let bin = dir.join("pg_autoctl");
-    assert!(
-        bin.exists(),
-        "{} not found: build it first (cargo build --bins) or set PGAF_AUTOCTL",
-        bin.display()
-    );
-    bin
+    crate::cluster::built_binary("pg_autoctl", "PGAF_AUTOCTL")
 }
 
 /// uid and gid of the `postgres` user when running as root.
@@ -823,4 +808,26 @@ pub async fn assert_all_present(client: &Client, acked: &[i64]) {
         missing.len(),
         &missing[..missing.len().min(20)]
     );
+}
+
+/// On a standby: wait (30 s at most) until it has replayed the last of
+/// `acked`, then [`assert_all_present`].
+pub async fn assert_all_replayed(standby: &Client, acked: &[i64]) {
+    if let Some(&last) = acked.last() {
+        crate::wait::until(
+            "the standby to replay the last write",
+            Duration::from_secs(30),
+            Duration::from_millis(50),
+            || async move {
+                let n: i64 = standby
+                    .query_one("SELECT count(*) FROM pgaf_writes WHERE id = $1", &[&last])
+                    .await
+                    .ok()?
+                    .get(0);
+                (n == 1).then_some(())
+            },
+        )
+        .await;
+    }
+    assert_all_present(standby, acked).await;
 }

@@ -295,3 +295,24 @@ impl Drop for Cluster {
         }
     }
 }
+
+/// The workspace binary `name` next to the running test (`cargo build
+/// --bins` puts it in `target/<profile>/`), or the path in `env`.
+pub fn built_binary(name: &str, env: &str) -> PathBuf {
+    if let Some(p) = std::env::var_os(env) {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().expect("current_exe");
+    // target/<profile>/deps/<test> -> target/<profile>/<name>
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target directory");
+    let bin = dir.join(name);
+    assert!(
+        bin.exists(),
+        "{} not found: build it first (cargo build --bins) or set {env}",
+        bin.display()
+    );
+    bin
+}

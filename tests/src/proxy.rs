@@ -29,22 +29,7 @@ use tokio_postgres::{Client, NoTls};
 
 /// The `pg_autoproxy` under test.
 pub fn binary() -> PathBuf {
-    if let Some(p) = std::env::var_os("PGAF_AUTOPROXY") {
-        return PathBuf::from(p);
-    }
-    let exe = std::env::current_exe().expect("current_exe");
-    // target/<profile>/deps/<test> -> target/<profile>/pg_autoproxy
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target directory");
-    let bin = dir.join("pg_autoproxy");
-    assert!(
-        bin.exists(),
-        "{} not found: build it first (cargo build --bins) or set PGAF_AUTOPROXY",
-        bin.display()
-    );
-    bin
+    crate::cluster::built_binary("pg_autoproxy", "PGAF_AUTOPROXY")
 }
 
 /// The role of a listener.

@@ -24,7 +24,9 @@
 #![cfg(feature = "integration")]
 #![allow(clippy::unwrap_used)]
 
-use pgaf_tests::autoctl::{assert_all_present, signal, Flavor, Formation, Writer};
+use pgaf_tests::autoctl::{
+    assert_all_present, assert_all_replayed, signal, Flavor, Formation, Writer,
+};
 use std::time::Duration;
 
 const LIMIT: Duration = Duration::from_secs(90);
@@ -156,25 +158,7 @@ async fn our_keepers_with_upstream_monitor_switch_over() {
     let primary = f.node_client("node2").await;
     assert_all_present(&primary, &acked).await;
     let standby = f.node_client("node1").await;
-    let last = *acked.last().unwrap();
-    pgaf_tests::wait::until(
-        "the standby to replay the last write",
-        Duration::from_secs(30),
-        Duration::from_millis(50),
-        || {
-            let standby = &standby;
-            async move {
-                let n: i64 = standby
-                    .query_one("SELECT count(*) FROM pgaf_writes WHERE id = $1", &[&last])
-                    .await
-                    .ok()?
-                    .get(0);
-                (n == 1).then_some(())
-            }
-        },
-    )
-    .await;
-    assert_all_present(&standby, &acked).await;
+    assert_all_replayed(&standby, &acked).await;
 }
 
 /// The upstream monitor's database as the `postgres` superuser (its HBA

@@ -32,6 +32,19 @@ fn config_file(f: &Formation, pgdata: &Path) -> PathBuf {
         .join("pg_autoctl.cfg")
 }
 
+/// A `create` that failed with `needle` in its output and left neither a
+/// configuration file nor the PGDATA it would have made.
+fn refused_cleanly(f: &Formation, out: &std::process::Output, pgdata: &Path, needle: &str) {
+    assert!(!out.status.success(), "{}", text(out));
+    assert!(text(out).contains(needle), "{}", text(out));
+    assert!(!config_file(f, pgdata).exists());
+    assert!(
+        !pgdata.exists(),
+        "a failed create left {}",
+        pgdata.display()
+    );
+}
+
 async fn node_count(f: &Formation) -> i64 {
     let c = f.monitor_client().await;
     c.query_one("SELECT count(*) FROM pgautofailover.node", &[])
@@ -72,45 +85,30 @@ async fn bad_input_is_refused_and_nothing_is_left_behind() {
     };
     let monitor = f.monitor_uri.clone();
 
-    // Missing --auth / SSL choice: usage errors, exit 1.
-    let out = f.autoctl(&[
-        "create",
-        "postgres",
-        "--pgdata",
-        "/tmp/x",
-        "--monitor",
-        &monitor,
-        "--no-ssl",
-    ]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(text(&out).contains("--auth"), "{}", text(&out));
-    let out = f.autoctl(&[
-        "create",
-        "postgres",
-        "--pgdata",
-        "/tmp/x",
-        "--monitor",
-        &monitor,
-        "--auth",
-        "trust",
-    ]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(text(&out).contains("SSL"), "{}", text(&out));
-    let out = f.autoctl(&[
-        "create",
-        "postgres",
-        "--pgdata",
-        "/tmp/x",
-        "--monitor",
-        &monitor,
-        "--auth",
-        "trust",
-        "--no-ssl",
-        "--candidate-priority",
-        "101",
-    ]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(text(&out).contains("0 to 100"), "{}", text(&out));
+    // Missing --auth / SSL choice, a priority out of range: usage errors,
+    // exit 1.
+    let usage_errors: [(&[&str], &str); 3] = [
+        (&["--no-ssl"], "--auth"),
+        (&["--auth", "trust"], "SSL"),
+        (
+            &["--auth", "trust", "--no-ssl", "--candidate-priority", "101"],
+            "0 to 100",
+        ),
+    ];
+    for (extra, needle) in usage_errors {
+        let mut args = vec![
+            "create",
+            "postgres",
+            "--pgdata",
+            "/tmp/x",
+            "--monitor",
+            &monitor,
+        ];
+        args.extend_from_slice(extra);
+        let out = f.autoctl(&args);
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+        assert!(text(&out).contains(needle), "{}", text(&out));
+    }
 
     // A missing pg_ctl.
     let pgdata = f.dir.join("nopgctl");
@@ -121,35 +119,13 @@ async fn bad_input_is_refused_and_nothing_is_left_behind() {
             &["--monitor", &monitor, "--pgctl", "/nonexistent/bin/pg_ctl"],
         ),
     );
-    assert!(!out.status.success(), "{}", text(&out));
-    assert!(
-        text(&out).contains("/nonexistent/bin/pg_ctl"),
-        "{}",
-        text(&out)
-    );
-    assert!(!config_file(&f, &pgdata).exists());
-    assert!(
-        !pgdata.exists(),
-        "a failed create left {}",
-        pgdata.display()
-    );
+    refused_cleanly(&f, &out, &pgdata, "/nonexistent/bin/pg_ctl");
 
     // An unreachable monitor.
     let dead = "postgres://autoctl_node@127.0.0.1:1/pg_auto_failover";
     let pgdata = f.dir.join("nomonitor");
     let out = run(&f, create(&pgdata, &["--monitor", dead]));
-    assert!(!out.status.success(), "{}", text(&out));
-    assert!(
-        text(&out).contains("cannot connect to the monitor"),
-        "{}",
-        text(&out)
-    );
-    assert!(!config_file(&f, &pgdata).exists());
-    assert!(
-        !pgdata.exists(),
-        "a failed create left {}",
-        pgdata.display()
-    );
+    refused_cleanly(&f, &out, &pgdata, "cannot connect to the monitor");
 
     // A port in use.
     let busy = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
