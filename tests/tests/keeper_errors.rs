@@ -95,12 +95,15 @@ async fn bad_input_is_refused_and_nothing_is_left_behind() {
             "0 to 100",
         ),
     ];
+    // A PGDATA of this test's own that nothing creates (a fixed path such
+    // as /tmp/x may exist, owned by root, and be refused for that).
+    let unused = f.dir.join("never-created").display().to_string();
     for (extra, needle) in usage_errors {
         let mut args = vec![
             "create",
             "postgres",
             "--pgdata",
-            "/tmp/x",
+            &unused,
             "--monitor",
             &monitor,
         ];
@@ -108,6 +111,7 @@ async fn bad_input_is_refused_and_nothing_is_left_behind() {
         let out = f.autoctl(&args);
         assert_eq!(out.status.code(), Some(1), "{}", text(&out));
         assert!(text(&out).contains(needle), "{}", text(&out));
+        assert!(!Path::new(&unused).exists());
     }
 
     // A missing pg_ctl.
