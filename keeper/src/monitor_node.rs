@@ -176,22 +176,8 @@ pub async fn create(opts: &CreateMonitor) -> anyhow::Result<(MonitorConfig, Post
     local.create_database("pg_auto_failover", "autoctl").await?;
     drop(local);
     // The extension, as the local superuser, in the monitor's database.
-    let pm =
-        crate::pg::control::PostmasterPid::read(&paths.pgdata).context("read postmaster.pid")?;
-    let user = std::env::var("USER").unwrap_or_else(|_| "postgres".into());
-    let mut pgcfg = tokio_postgres::Config::new();
-    pgcfg
-        .host_path(&pm.socket_dir)
-        .port(pm.port)
-        .user(&user)
-        .dbname("pg_auto_failover");
-    let (client, conn) = pgcfg
-        .connect(tokio_postgres::NoTls)
-        .await
-        .context("connect to pg_auto_failover")?;
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
+    let local = Local::connect_db(&paths.pgdata, "pg_auto_failover").await?;
+    let client = local.client();
     client
         .batch_execute("CREATE EXTENSION IF NOT EXISTS pgautofailover CASCADE")
         .await

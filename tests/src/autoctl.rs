@@ -14,6 +14,7 @@
 //! ([`Formation::add_node_as`]), mixed freely with ours.
 
 use crate::cluster::free_port;
+use crate::netns::{Host, Lan};
 use std::fs;
 use std::os::unix::fs::chown;
 use std::path::{Path, PathBuf};
@@ -73,6 +74,33 @@ fn alive(pid: i32) -> bool {
     )
 }
 
+/// The processes of process group `pgid` whose command name is `comm`.
+fn process_group_members(pgid: i32, comm: &str) -> Vec<i32> {
+    let mut found = Vec::new();
+    let Ok(dir) = fs::read_dir("/proc") else {
+        return found;
+    };
+    for e in dir.flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let stat = fs::read_to_string(e.path().join("stat")).unwrap_or_default();
+        // "pid (comm) state ppid pgrp ..."
+        let Some((head, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        let name = head.split_once('(').map(|(_, n)| n).unwrap_or("");
+        let pgrp = rest
+            .split_whitespace()
+            .nth(2)
+            .and_then(|s| s.parse::<i32>().ok());
+        if name == comm && pgrp == Some(pgid) {
+            found.push(pid);
+        }
+    }
+    found
+}
+
 /// The postmaster PID recorded in `pgdata`.
 pub fn postmaster_pid(pgdata: &Path) -> Option<i32> {
     fs::read_to_string(pgdata.join("postmaster.pid"))
@@ -98,6 +126,10 @@ pub enum Flavor {
 /// One `pg_autoctl` service (monitor or node).
 pub struct Service {
     pub name: String,
+    /// Where it is reached: 127.0.0.1, or its host's address on a LAN.
+    pub addr: String,
+    /// Its host, when the formation lives on a virtual LAN.
+    pub host: Option<Host>,
     pub port: u16,
     pub pgdata: PathBuf,
     pub log: PathBuf,
@@ -111,6 +143,8 @@ impl Service {
     pub fn stopped(name: &str, port: u16, pgdata: PathBuf, log: PathBuf) -> Service {
         Service {
             name: name.into(),
+            addr: "127.0.0.1".into(),
+            host: None,
             port,
             pgdata,
             log,
@@ -145,6 +179,38 @@ impl Service {
             let deadline = Instant::now() + Duration::from_secs(10);
             while alive(pm) && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+    }
+
+    /// SIGKILL to `pg_autoctl` only (for upstream, every `pg_autoctl`
+    /// process of its group: the keeper's services, not Postgres). Ours
+    /// takes its Postgres with it.
+    pub fn kill_keeper(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            self.signal_keeper(&child, libc::SIGKILL);
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGSTOP (`true`) or SIGCONT (`false`) to `pg_autoctl` (for
+    /// upstream, every `pg_autoctl` process of its group) while Postgres
+    /// runs on.
+    pub fn pause_keeper(&mut self, pause: bool) {
+        let sig = if pause { libc::SIGSTOP } else { libc::SIGCONT };
+        if let Some(child) = self.child.as_ref() {
+            self.signal_keeper(child, sig);
+        }
+    }
+
+    fn signal_keeper(&self, child: &Child, sig: i32) {
+        let Ok(pid) = i32::try_from(child.id()) else {
+            return;
+        };
+        signal(pid, sig);
+        if self.flavor == Flavor::Upstream {
+            for p in process_group_members(pid, "pg_autoctl") {
+                signal(p, sig);
             }
         }
     }
@@ -214,6 +280,15 @@ static COUNTER: AtomicU32 = AtomicU32::new(0);
 /// A monitor and its nodes.
 pub struct Formation {
     pub dir: PathBuf,
+    /// The virtual LAN every service lives on, each on a host of its own
+    /// ([`Formation::on_lan`]), or `None`: everything on 127.0.0.1. It is
+    /// deleted after `Drop` stopped every service.
+    pub lan: Option<Lan>,
+    /// When set, each node added afterwards gets a file system of its own
+    /// of that many MiB (a tmpfs, so that a test can fill it), with PGDATA
+    /// in it. Unmounted when the formation is dropped.
+    pub disk_mb: Option<u64>,
+    mounts: Vec<PathBuf>,
     pub monitor: Service,
     pub monitor_uri: String,
     pub nodes: Vec<Service>,
@@ -240,7 +315,20 @@ impl Formation {
         Formation::create(Flavor::Ours, true).await
     }
 
+    /// A monitor on a host of its own on a new virtual LAN
+    /// ([`crate::netns`]); nodes added later get a host each. Every
+    /// service listens on port 5432 of its own address, without a Unix
+    /// socket (`PG_REGRESS_SOCK_DIR=""`), as on separate machines.
+    pub async fn on_lan(flavor: Flavor) -> Formation {
+        let lan = Lan::new().unwrap_or_else(|e| panic!("cannot build the virtual LAN: {e}"));
+        Formation::create_in(flavor, false, Some(lan)).await
+    }
+
     async fn create(flavor: Flavor, ssl: bool) -> Formation {
+        Formation::create_in(flavor, ssl, None).await
+    }
+
+    async fn create_in(flavor: Flavor, ssl: bool, lan: Option<Lan>) -> Formation {
         let mut extra: Vec<String> = Vec::new();
         match flavor {
             Flavor::Ours => crate::cluster::require_installation(),
@@ -257,15 +345,21 @@ impl Formation {
             fs::create_dir_all(&p).expect("create test directory");
             give_to_postgres(&p);
         }
-        let port = free_port();
+        let host = lan.as_ref().map(|l| {
+            l.add_host("monitor")
+                .unwrap_or_else(|e| panic!("cannot add the monitor's host: {e}"))
+        });
+        let (addr, port, listen) = placement(host.as_ref());
         let pgdata = dir.join("monitor");
         let mut f = Formation {
             monitor_uri: format!(
-                "postgres://autoctl_node@127.0.0.1:{port}/pg_auto_failover?sslmode={}",
+                "postgres://autoctl_node@{addr}:{port}/pg_auto_failover?sslmode={}",
                 if ssl { "require" } else { "prefer" }
             ),
             monitor: Service {
                 name: "monitor".into(),
+                addr: addr.clone(),
+                host,
                 port,
                 log: dir.join("monitor.log"),
                 pgdata: pgdata.clone(),
@@ -274,6 +368,9 @@ impl Formation {
             },
             nodes: Vec::new(),
             dir,
+            lan,
+            disk_mb: None,
+            mounts: Vec::new(),
             ssl,
         };
         let mut args: Vec<String> = [
@@ -284,9 +381,9 @@ impl Formation {
             "--pgport",
             &port.to_string(),
             "--hostname",
-            "127.0.0.1",
+            &addr,
             "--listen",
-            "127.0.0.1",
+            &listen,
             "--auth",
             "trust",
             ssl_flag(ssl),
@@ -296,7 +393,7 @@ impl Formation {
         .map(|s| s.to_string())
         .collect();
         args.extend(extra);
-        f.monitor.child = Some(f.spawn_as(flavor, &args, &f.monitor.log));
+        f.monitor.child = Some(f.spawn_as(flavor, &args, &f.monitor.log, f.monitor.host.as_ref()));
         // Ready once the keepers' role can call the API.
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
@@ -332,7 +429,9 @@ impl Formation {
         ]
     }
 
-    fn command_as(&self, flavor: Flavor, args: &[String]) -> Command {
+    /// `flavor`'s `pg_autoctl args`, on `host` when given (as on a machine
+    /// of its own: no Unix socket, local connections over TCP).
+    fn command_as(&self, flavor: Flavor, args: &[String], host: Option<&Host>) -> Command {
         let mut c = match flavor {
             Flavor::Ours => {
                 let mut c = Command::new(binary());
@@ -340,24 +439,30 @@ impl Formation {
                     .stdin(Stdio::null())
                     .env_remove("PGDATA")
                     .env_remove("PG_AUTOCTL_MONITOR");
+                if let Some(h) = host {
+                    h.enter(&mut c, None);
+                }
                 c
             }
-            Flavor::Upstream => crate::upstream::command(args, &self.dir.join("home")),
+            Flavor::Upstream => crate::upstream::command(args, &self.dir.join("home"), host),
         };
         for (k, v) in self.env() {
             c.env(k, v);
         }
+        if host.is_some() {
+            c.env("PG_REGRESS_SOCK_DIR", "");
+        }
         c
     }
 
-    fn spawn_as(&self, flavor: Flavor, args: &[String], log: &Path) -> Child {
+    fn spawn_as(&self, flavor: Flavor, args: &[String], log: &Path, host: Option<&Host>) -> Child {
         let out = fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(log)
             .expect("open log");
         let err = out.try_clone().expect("clone log handle");
-        self.command_as(flavor, args)
+        self.command_as(flavor, args, host)
             .stdout(out)
             .stderr(err)
             .spawn()
@@ -371,9 +476,30 @@ impl Formation {
 
     /// Run `flavor`'s `pg_autoctl args` to completion (60 s at most).
     pub fn autoctl_as(&self, flavor: Flavor, args: &[&str]) -> Output {
+        self.run_autoctl(flavor, args, None)
+    }
+
+    /// Run `pg_autoctl args` on the host of service `name` (the monitor
+    /// or a node; 60 s at most): commands that reach its Postgres
+    /// locally. Without a LAN, the same as [`autoctl`](Self::autoctl).
+    pub fn autoctl_on(&self, name: &str, args: &[&str]) -> Output {
+        let host = if name == self.monitor.name {
+            self.monitor.host.clone()
+        } else {
+            self.nodes
+                .iter()
+                .find(|n| n.name == name)
+                .unwrap_or_else(|| panic!("no node {name}"))
+                .host
+                .clone()
+        };
+        self.run_autoctl(Flavor::Ours, args, host.as_ref())
+    }
+
+    fn run_autoctl(&self, flavor: Flavor, args: &[&str], host: Option<&Host>) -> Output {
         let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
         let mut child = self
-            .command_as(flavor, &args)
+            .command_as(flavor, &args, host)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -419,8 +545,38 @@ impl Formation {
     /// named `name` (does not wait). Returns its index. Upstream nodes run
     /// the private PostgreSQL tree's binaries (the same as the system's).
     pub fn add_node_as(&mut self, flavor: Flavor, name: &str, extra: &[&str]) -> usize {
-        let port = free_port();
-        let pgdata = self.dir.join(name);
+        let host = self.lan.as_ref().map(|l| {
+            l.add_host(name)
+                .unwrap_or_else(|e| panic!("cannot add host {name}: {e}"))
+        });
+        let (addr, port, listen) = placement(host.as_ref());
+        let pgdata = match self.disk_mb {
+            Some(mb) => {
+                let mnt = self.dir.join(format!("{name}.disk"));
+                fs::create_dir_all(&mnt).expect("create the mount point");
+                let out = Command::new("mount")
+                    .args([
+                        "-t",
+                        "tmpfs",
+                        "-o",
+                        &format!("size={mb}m,mode=0755"),
+                        "tmpfs",
+                    ])
+                    .arg(&mnt)
+                    .output()
+                    .expect("run mount");
+                assert!(
+                    out.status.success(),
+                    "mount a tmpfs on {}: {}",
+                    mnt.display(),
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                give_to_postgres(&mnt);
+                self.mounts.push(mnt.clone());
+                mnt.join("pgdata")
+            }
+            None => self.dir.join(name),
+        };
         let mut args: Vec<String> = [
             "create",
             "postgres",
@@ -429,9 +585,9 @@ impl Formation {
             "--pgport",
             &port.to_string(),
             "--hostname",
-            "127.0.0.1",
+            &addr,
             "--listen",
-            "127.0.0.1",
+            &listen,
             "--auth",
             "trust",
             ssl_flag(self.ssl),
@@ -450,9 +606,11 @@ impl Formation {
             args.extend(["--pgctl".to_string(), pg_ctl.display().to_string()]);
         }
         let log = self.dir.join(format!("{name}.log"));
-        let child = self.spawn_as(flavor, &args, &log);
+        let child = self.spawn_as(flavor, &args, &log, host.as_ref());
         self.nodes.push(Service {
             name: name.into(),
+            addr,
+            host,
             port,
             pgdata,
             log,
@@ -477,30 +635,35 @@ impl Formation {
             "--pgdata".to_string(),
             self.monitor.pgdata.display().to_string(),
         ];
-        let child = self.spawn_as(self.monitor.flavor, &args, &self.monitor.log);
+        let child = self.spawn_as(
+            self.monitor.flavor,
+            &args,
+            &self.monitor.log,
+            self.monitor.host.as_ref(),
+        );
         self.monitor.child = Some(child);
     }
 
     /// Start `pg_autoctl run` again for a stopped node.
     pub fn restart(&mut self, name: &str) {
-        let (pgdata, log, flavor) = {
+        let (pgdata, log, flavor, host) = {
             let n = self.node(name);
             assert!(n.child.is_none(), "{name} is still running");
-            (n.pgdata.clone(), n.log.clone(), n.flavor)
+            (n.pgdata.clone(), n.log.clone(), n.flavor, n.host.clone())
         };
         let args = vec![
             "run".to_string(),
             "--pgdata".to_string(),
             pgdata.display().to_string(),
         ];
-        let child = self.spawn_as(flavor, &args, &log);
+        let child = self.spawn_as(flavor, &args, &log, host.as_ref());
         self.node(name).child = Some(child);
     }
 
     async fn try_monitor_client(&self) -> Result<Client, tokio_postgres::Error> {
         let mut cfg: tokio_postgres::Config = format!(
-            "host=127.0.0.1 port={} user=autoctl_node dbname=pg_auto_failover connect_timeout=5",
-            self.monitor.port
+            "host={} port={} user=autoctl_node dbname=pg_auto_failover connect_timeout=5",
+            self.monitor.addr, self.monitor.port
         )
         .parse()?;
         cfg.options("-c statement_timeout=30s");
@@ -581,7 +744,7 @@ impl Formation {
         let hosts: Vec<String> = self
             .nodes
             .iter()
-            .map(|n| format!("127.0.0.1:{}", n.port))
+            .map(|n| format!("{}:{}", n.addr, n.port))
             .collect();
         format!(
             "postgres://postgres@{}/{dbname}?target_session_attrs=read-write&connect_timeout=2",
@@ -592,9 +755,12 @@ impl Formation {
     /// A client of node `name`'s Postgres, as `postgres` (retried for 30 s
     /// while Postgres starts).
     pub async fn node_client(&mut self, name: &str) -> Client {
-        let port = self.node(name).port;
+        let (addr, port) = {
+            let n = self.node(name);
+            (n.addr.clone(), n.port)
+        };
         let conninfo =
-            format!("host=127.0.0.1 port={port} user=postgres dbname=postgres connect_timeout=5");
+            format!("host={addr} port={port} user=postgres dbname=postgres connect_timeout=5");
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             match pg_connect(&conninfo).await {
@@ -609,6 +775,32 @@ impl Formation {
                 }
                 Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
             }
+        }
+    }
+
+    /// Let the test's clients (the LAN's gateway) reach node `name`'s
+    /// Postgres as any user: a `host all all <LAN> trust` line in its
+    /// pg_hba.conf, then SIGHUP to its postmaster. Do it on the first node
+    /// before the others join: base backups copy the file. Without a LAN,
+    /// nothing to do (initdb's rules already allow 127.0.0.1).
+    pub fn allow_clients(&mut self, name: &str) {
+        let Some(cidr) = self.lan.as_ref().map(|l| l.cidr()) else {
+            return;
+        };
+        let pgdata = self.node(name).pgdata.clone();
+        let path = pgdata.join("pg_hba.conf");
+        let mut text = fs::read_to_string(&path).expect("read pg_hba.conf");
+        let line = format!("host all all {cidr} trust # the test's clients");
+        if !text.lines().any(|l| l == line) {
+            if !text.ends_with('\n') {
+                text.push('\n');
+            }
+            text.push_str(&line);
+            text.push('\n');
+            fs::write(&path, text).expect("write pg_hba.conf");
+        }
+        if let Some(pm) = postmaster_pid(&pgdata) {
+            signal(pm, libc::SIGHUP);
         }
     }
 
@@ -639,9 +831,21 @@ impl Drop for Formation {
             n.stop(Duration::from_secs(30));
         }
         self.monitor.stop(Duration::from_secs(30));
+        for m in &self.mounts {
+            let _ = Command::new("umount").arg("--lazy").arg(m).output();
+        }
         if std::env::var_os("PGAF_KEEP_CLUSTERS").is_none() && !std::thread::panicking() {
             let _ = fs::remove_dir_all(&self.dir);
         }
+    }
+}
+
+/// Address, port and `--listen` of a service: a free port on 127.0.0.1,
+/// or port 5432 on every address of its own host.
+fn placement(host: Option<&Host>) -> (String, u16, String) {
+    match host {
+        Some(h) => (h.addr.to_string(), 5432, "*".into()),
+        None => ("127.0.0.1".into(), free_port(), "127.0.0.1".into()),
     }
 }
 

@@ -50,6 +50,9 @@ pub struct Listener {
 
 /// A running `pg_autoproxy`.
 pub struct Proxy {
+    /// Where its listeners and admin port are: 127.0.0.1, or its host's
+    /// address on a LAN.
+    pub addr: String,
     pub config: PathBuf,
     pub log: PathBuf,
     pub admin: u16,
@@ -67,16 +70,40 @@ impl Proxy {
         listeners: &[Listener],
         extra_proxy_settings: &str,
     ) -> Proxy {
-        let admin = free_port();
-        let ports: Vec<(&'static str, u16)> =
-            listeners.iter().map(|l| (l.name, free_port())).collect();
+        Proxy::start_on(dir, monitor_uri, listeners, extra_proxy_settings, None).await
+    }
+
+    /// [`start`](Self::start) on `host` of a LAN when given: the proxy
+    /// runs in that host, its listeners on ports 6432, 6433, … and its
+    /// admin port on 9187 of the host's address.
+    pub async fn start_on(
+        dir: &Path,
+        monitor_uri: &str,
+        listeners: &[Listener],
+        extra_proxy_settings: &str,
+        host: Option<&crate::netns::Host>,
+    ) -> Proxy {
+        let addr = host.map_or("127.0.0.1".to_string(), |h| h.addr.to_string());
+        let admin = if host.is_some() { 9187 } else { free_port() };
+        let ports: Vec<(&'static str, u16)> = listeners
+            .iter()
+            .enumerate()
+            .map(|(i, l)| {
+                let port = if host.is_some() {
+                    6432 + i as u16
+                } else {
+                    free_port()
+                };
+                (l.name, port)
+            })
+            .collect();
         let mut toml = format!(
             "[monitor]\nuri = \"{monitor_uri}\"\n\n[proxy]\n{extra_proxy_settings}\n\n\
-             [admin]\nlisten = \"127.0.0.1:{admin}\"\n\n[log]\nlevel = \"info\"\n"
+             [admin]\nlisten = \"{addr}:{admin}\"\n\n[log]\nlevel = \"info\"\n"
         );
         for (l, (_, port)) in listeners.iter().zip(&ports) {
             toml.push_str(&format!(
-                "\n[[listener]]\nname = \"{}\"\nlisten = \"127.0.0.1:{port}\"\n",
+                "\n[[listener]]\nname = \"{}\"\nlisten = \"{addr}:{port}\"\n",
                 l.name
             ));
             toml.push_str(&l.extra);
@@ -108,7 +135,11 @@ impl Proxy {
         );
         let out = fs::File::create(&log).expect("create the proxy log");
         let err = out.try_clone().expect("clone the log handle");
-        let child = Command::new(binary())
+        let mut cmd = match host {
+            Some(h) => h.command(binary()),
+            None => Command::new(binary()),
+        };
+        let child = cmd
             .arg("--config")
             .arg(&config)
             .env_remove("RUST_LOG")
@@ -119,6 +150,7 @@ impl Proxy {
             .spawn()
             .expect("start pg_autoproxy");
         let mut proxy = Proxy {
+            addr: addr.clone(),
             config,
             log,
             admin,
@@ -130,7 +162,7 @@ impl Proxy {
             .chain(proxy.ports.iter().map(|(_, p)| *p))
             .collect();
         for port in all {
-            while tokio::net::TcpStream::connect(("127.0.0.1", port))
+            while tokio::net::TcpStream::connect((addr.as_str(), port))
                 .await
                 .is_err()
             {
@@ -173,7 +205,7 @@ impl Proxy {
     /// `GET path` on the admin port: (status code, body).
     pub async fn get(&self, path: &str) -> (u16, String) {
         let request = async {
-            let mut s = tokio::net::TcpStream::connect(("127.0.0.1", self.admin)).await?;
+            let mut s = tokio::net::TcpStream::connect((self.addr.as_str(), self.admin)).await?;
             s.write_all(format!("GET {path} HTTP/1.1\r\nHost: test\r\n\r\n").as_bytes())
                 .await?;
             let mut buf = Vec::new();

@@ -82,8 +82,9 @@ pub fn upstream() -> &'static Upstream {
 }
 
 /// A command running upstream's `pg_autoctl args`: as `postgres` when we
-/// are root, with `home` as its HOME, in a process group of its own.
-pub fn command(args: &[String], home: &Path) -> Command {
+/// are root, with `home` as its HOME, in a process group of its own, on
+/// `host` when given.
+pub fn command(args: &[String], home: &Path, host: Option<&crate::netns::Host>) -> Command {
     let up = upstream();
     let mut c = Command::new(&up.pg_autoctl);
     c.args(args)
@@ -96,11 +97,22 @@ pub fn command(args: &[String], home: &Path) -> Command {
     for var in ["PGUSER", "PGHOST", "PGPORT", "PGDATABASE"] {
         c.env_remove(var);
     }
-    if let Some((uid, gid)) = crate::autoctl::postgres_ids() {
-        c.uid(uid)
-            .gid(gid)
-            .env("USER", "postgres")
-            .env("LOGNAME", "postgres");
+    let ids = crate::autoctl::postgres_ids();
+    if ids.is_some() {
+        c.env("USER", "postgres").env("LOGNAME", "postgres");
+    }
+    match host {
+        // Without a Unix socket upstream needs a host for local
+        // connections (its own test suite sets PGHOST=localhost).
+        Some(h) => {
+            h.enter(&mut c, ids);
+            c.env("PGHOST", "localhost");
+        }
+        None => {
+            if let Some((uid, gid)) = ids {
+                c.uid(uid).gid(gid);
+            }
+        }
     }
     c
 }

@@ -293,11 +293,11 @@ fn start(inner: &Inner, s: &mut Shared) {
         Err(_) => (Stdio::null(), Stdio::null()),
     };
     let mut cmd = Command::new(inner.bin.path("postgres"));
-    cmd.arg("-D")
-        .arg(&inner.pgdata)
-        .stdin(Stdio::null())
-        .stdout(out)
-        .stderr(err);
+    cmd.arg("-D").arg(&inner.pgdata);
+    if let Some(dir) = crate::pg::socket_dir_override() {
+        cmd.arg("-k").arg(dir);
+    }
+    cmd.stdin(Stdio::null()).stdout(out).stderr(err);
     // SAFETY: getpid has no preconditions.
     let parent = unsafe { libc::getpid() };
     // SAFETY: the closure only calls async-signal-safe functions (prctl,
