@@ -60,6 +60,9 @@ impl Demo {
             lsn: Lsn(0x300_0110),
             rep_state: String::new(),
             lease: true,
+            upstream_node_id: 0,
+            upstream_age_ms: -1,
+            streaming: None,
         };
         let ctx = self.ctx();
         match api::node_active(&ctx, &mut self.group, "default", &report) {

@@ -9,7 +9,9 @@
 //! for a candidate that is no longer being promoted take part in the next
 //! election (our keepers only); when the election concludes, every
 //! node of the group whose priority was lowered by `perform_failover` gets it
-//! back, not only the nodes in the candidate list (§16 item 14).
+//! back, not only the nodes in the candidate list (§16 item 14); and
+//! (ours) no election starts while the old primary acknowledged writes
+//! alone, in `wait_primary` or `single`.
 
 use crate::effect::{MonitorError, Result, SqlState};
 use crate::health::wal_difference_within;
@@ -37,6 +39,20 @@ pub fn proceed(m: &mut Machine<'_>, a: i64, p: Option<i64>) -> Result<bool> {
         ));
         if matches!(c.reported, ReportLsn | PreparePromotion) || m.ctx.is_healthy(Some(&c)) {
             return proceed_with(m, a, &c);
+        }
+    }
+
+    // Ours: no election replaces a primary that acknowledged writes alone
+    // (wait_primary, single): its standbys may lack them. The group waits
+    // for it to come back (rules.rs, `acks_synchronously`).
+    if let Some(pn) = p.map(|id| m.n(id).clone()) {
+        if !crate::rules::acks_synchronously(&pn) {
+            m.log(format!(
+                "Not electing a new primary: {} acknowledged writes alone in state \"{}\", which its standbys may lack",
+                NodeRef(&pn),
+                pn.reported
+            ));
+            return Ok(false);
         }
     }
 

@@ -24,6 +24,46 @@ impl Context {
         n.lease && self.elapsed(self.lease_start(n), self.settings.lease_timeout_ms)
     }
 
+    /// When the lease of `n` expires (expired), on the monitor's clock.
+    pub fn lease_expiry(&self, n: &Node) -> crate::node::Timestamp {
+        self.lease_start(n) + crate::node::ms(self.settings.lease_timeout_ms)
+    }
+
+    /// A standby among `others` says, in a report of a live keeper, that
+    /// its WAL receiver streams from `p` and heard from it less than
+    /// `standby_witness_ms` ago: `p`'s Postgres is alive, whatever the
+    /// monitor's own view of it.
+    pub fn witnessed<'a>(&self, p: &Node, mut others: impl Iterator<Item = &'a Node>) -> bool {
+        others.any(|o| {
+            o.id != p.id
+                && o.lease
+                && !self.lease_expired(o)
+                && o.upstream_node_id == p.id
+                && o.upstream_age_ms >= 0
+                && i64::from(o.upstream_age_ms) < self.settings.standby_witness_ms
+        })
+    }
+
+    /// The primary `p` is gone, as a failover needs it to be: its keeper
+    /// says Postgres is down; or it holds a lease that expired and no
+    /// standby among `others` still streams from it (a primary cut off
+    /// from the monitor only keeps its role: its keeper keeps Postgres up
+    /// while every standby streams from it, see keeper/src/node/lease.rs);
+    /// or, for upstream's keepers, `IsUnhealthy`.
+    pub fn primary_is_down<'a>(&self, p: &Node, others: impl Iterator<Item = &'a Node>) -> bool {
+        if p.lease && p.pg_is_running {
+            return self.lease_expired(p) && !self.witnessed(p, others);
+        }
+        self.is_unhealthy(Some(p))
+    }
+
+    /// Node `a` reported after `p`'s lease expired, so what it says is
+    /// news of a group without `p`: a monitor that hears from no standby
+    /// decides nothing (always true when `p` holds no lease).
+    pub fn reported_since_lease_expiry(&self, a: &Node, p: &Node) -> bool {
+        !p.lease || a.report_time >= self.lease_expiry(p)
+    }
+
     /// `IsUnhealthy` (a missing node is unhealthy).
     pub fn is_unhealthy(&self, n: Option<&Node>) -> bool {
         let Some(n) = n else { return true };

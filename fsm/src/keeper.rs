@@ -36,8 +36,8 @@ pub enum Action {
     StopPostgres,
     /// CHECKPOINT, then stop Postgres.
     CheckpointAndStop,
-    /// Leave recovery (`pg_ctl promote`), wait for it, CHECKPOINT, remove the
-    /// standby settings.
+    /// Leave recovery (`pg_ctl promote`), wait for it, remove the standby
+    /// settings; the checkpoint that follows runs in the background.
     Promote,
     /// Restart as a standby of the current primary, rewinding first when the
     /// local WAL diverged from it (a former primary that went through

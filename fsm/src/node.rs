@@ -81,6 +81,17 @@ pub struct Node {
     /// The goal the keeper last received (returned by `register_node` or
     /// `node_active`). Goals assigned since are not known to the keeper yet.
     pub delivered: NodeState,
+    /// On a standby, as its keeper last reported: the node its WAL receiver
+    /// streams from (0: none, or the keeper does not say, as upstream's) and
+    /// how long ago (ms) it last heard from it (-1: unknown).
+    pub upstream_node_id: i64,
+    pub upstream_age_ms: i32,
+    /// On a standby: the last report of its primary that listed it among
+    /// the standbys replying to it (see [`Node::reports_standbys`]).
+    pub streamed_time: Timestamp,
+    /// On a primary: its keeper lists, with every report, the standbys that
+    /// reply to its WAL sender (ours does; upstream's keepers do not).
+    pub reports_standbys: bool,
 }
 
 impl Node {
@@ -109,6 +120,10 @@ impl Node {
             cluster: "default".to_string(),
             lease: false,
             delivered: NodeState::Init,
+            upstream_node_id: 0,
+            upstream_age_ms: -1,
+            streamed_time: 0,
+            reports_standbys: false,
         }
     }
 

@@ -2,9 +2,16 @@
 //! state, including the P2 counting procedure that trades durability for
 //! availability through `number_sync_standbys` (spec/monitor.md §7.2).
 //!
-//! Departure from v2.2 (as upstream's unreleased 2.3): P2b does not fall back
-//! to `wait_primary` (and thus to asynchronous commits) while a failover is
-//! in progress.
+//! Departures from v2.2:
+//! * (as upstream's unreleased 2.3) P2b does not fall back to
+//!   `wait_primary` (and thus to asynchronous commits) while a failover is
+//!   in progress;
+//! * (ours, like 2.3's replication stall but in half a second instead of
+//!   ten) a secondary that its primary, still reporting, has not listed
+//!   among the standbys replying to it for `replication_stall_timeout` is
+//!   counted out like an unhealthy one and sent to `catchingup`: a
+//!   partition between the primary and its synchronous standby no longer
+//!   stops writes for as long as it lasts.
 
 use crate::effect::Result;
 use crate::machine::Machine;
@@ -53,16 +60,31 @@ pub fn proceed(m: &mut Machine<'_>, x: i64) -> Result<bool> {
     let (mut quorum_count, mut secondary_count, mut secondary_quorum_count) = (total, total, total);
     for oid in others {
         let o = m.n(oid).clone();
-        if o.goal == Secondary
-            && !matches!(o.reported, ReportLsn | JoinSecondary)
-            && m.ctx.is_unhealthy(Some(&o))
-        {
+        let following = o.goal == Secondary && !matches!(o.reported, ReportLsn | JoinSecondary);
+        // Ours: a standby its primary lists as replying in its latest
+        // report replicates, whatever the monitor heard from its keeper
+        // (after a partition of the monitor alone, the first keeper to
+        // report again must not count the other out).
+        let replicating = xn.reports_standbys && crate::rules::streams_to(&xn, &o);
+        if following && !replicating && m.ctx.is_unhealthy(Some(&o)) {
             m.assign(
                 oid,
                 CatchingUp,
                 format!(
                     "Setting goal state of {} to catchingup after it became unhealthy.",
                     NodeRef(&o)
+                ),
+            );
+            secondary_count -= 1;
+            secondary_quorum_count -= 1;
+        } else if following && stalled(m.ctx, &xn, &o) {
+            m.assign(
+                oid,
+                CatchingUp,
+                format!(
+                    "Setting goal state of {} to catchingup after {} reported that it stopped replicating.",
+                    NodeRef(&o),
+                    NodeRef(&xn)
                 ),
             );
             secondary_count -= 1;
@@ -152,4 +174,15 @@ pub fn proceed(m: &mut Machine<'_>, x: i64) -> Result<bool> {
     }
 
     Ok(true)
+}
+
+/// Secondary `o` has stalled: its primary `p` reports the standbys that
+/// reply to it, and has not listed `o` for `replication_stall_timeout`
+/// (counted on `p`'s reports, so a primary out of the monitor's sight
+/// stalls nobody) since `o` last changed state.
+fn stalled(ctx: &crate::Context, p: &crate::Node, o: &crate::Node) -> bool {
+    p.reports_standbys
+        && o.lease
+        && p.report_time - o.streamed_time.max(o.state_change_time)
+            >= crate::node::ms(ctx.settings.replication_stall_timeout_ms)
 }

@@ -24,6 +24,19 @@
 //! Lease-holding keepers (ours) let R18 finish a failover as soon as the old
 //! primary's lease expired and the new primary stopped streaming from it for
 //! `fence_timeout`, instead of waiting `primary_demote_timeout`.
+//!
+//! What our keepers report also decides when a failover starts at all
+//! (R9 and G8; `docs/failover.md` tells the whole story):
+//! * a primary is gone only when its lease expired **and** no standby still
+//!   streams from it (`Context::primary_is_down`): a primary cut off from
+//!   the monitor alone keeps its role, as its keeper keeps it up;
+//! * the candidate must have reported after the old primary's lease
+//!   expired (`Context::reported_since_lease_expiry`): a monitor that hears
+//!   from nobody decides nothing, and no stale view is acted upon;
+//! * a primary that acknowledged writes alone (`wait_primary`, `single`) is
+//!   never replaced (`acks_synchronously`): its standbys may lack them;
+//! * a standby becomes `secondary` (R8) only once its primary lists it
+//!   among the standbys replying to it (`streams_to`).
 
 use crate::effect::Result;
 use crate::election;
@@ -78,13 +91,20 @@ pub fn proceed(m: &mut Machine<'_>, a: i64) -> Result<bool> {
         return election::proceed(m, a, None);
     }
 
-    // G8
-    if count > 2 && m.ctx.is_unhealthy(p.map(|id| m.n(id))) {
+    // G8 (with our definition of a primary that is gone, and no election
+    // while the old primary acknowledged writes alone)
+    let p_down = p.is_none_or(|pid| {
+        let pn = m.n(pid);
+        m.ctx.primary_is_down(pn, m.group.others(pid)) && acks_synchronously(pn)
+    });
+    if count > 2 && p_down {
         if let Some(pid) = p {
             let pn = m.n(pid).clone();
-            let candidates = m
-                .ctx
-                .count_healthy_candidates(m.group.others(pid).filter(|o| o.goal == Secondary));
+            let candidates = m.ctx.count_healthy_candidates(
+                m.group
+                    .others(pid)
+                    .filter(|o| o.goal == Secondary && m.ctx.reported_since_lease_expiry(o, &pn)),
+            );
             if pn.is_in_primary_state()
                 && !pn.is(WaitPrimary)
                 && can_reach(&pn, Draining)
@@ -309,9 +329,10 @@ fn reporting_rules(m: &mut Machine<'_>, a: i64, p: Option<i64>) -> Result<bool> 
         );
         return Ok(true);
     }
-    // R8
+    // R8 (ours: and the primary says the standby streams from it)
     if an.is(CatchingUp)
         && pn.is_any(&[WaitPrimary, JoinPrimary, Primary])
+        && streams_to(&pn, &an)
         && ctx.is_healthy(Some(&an))
         && an.tli == pn.tli
         && wal_difference_within(Some(&an), Some(&pn), settings.enable_sync_wal_log_threshold)
@@ -327,50 +348,36 @@ fn reporting_rules(m: &mut Machine<'_>, a: i64, p: Option<i64>) -> Result<bool> 
         return Ok(true);
     }
     // R9: the two-node automatic failover. (Fixed: also when the primary died
-    // between two writable states, e.g. wait_primary -> primary, which v2.2's
-    // IsInPrimaryState missed, leaving the group without failover.)
+    // between two synchronous states, e.g. apply_settings -> primary, which
+    // v2.2's IsInPrimaryState missed, leaving the group without failover.
+    // Ours: never when the primary acknowledged writes alone, in
+    // wait_primary or single, even on its way to primary: the standby may
+    // lack those writes. v2.2 promoted it, and upstream issue #1168 sent
+    // such a primary to draining, which it cannot reach.)
+    // Ours: the old primary acknowledged writes only with its synchronous
+    // standbys, it is gone by `primary_is_down` (not only out of the
+    // monitor's sight), and the candidate reported since.
     if an.is(Secondary)
         && pn.reported.can_take_writes()
         && pn.goal.can_take_writes()
-        && ctx.is_unhealthy(Some(&pn))
+        && acks_synchronously(&pn)
+        && ctx.primary_is_down(&pn, m.group.others(pid))
+        && ctx.reported_since_lease_expiry(&an, &pn)
         && ctx.is_healthy(Some(&an))
         && an.candidate_priority > 0
         && wal_difference_within(Some(&an), Some(&pn), settings.promote_wal_log_threshold)
     {
-        if can_reach(&pn, Draining) {
-            m.assign_all(
-                &[(pid, Draining), (a, PreparePromotion)],
-                format!(
-                    "Setting goal state of {} to draining and {} to prepare_promotion after {} became unhealthy.",
-                    NodeRef(&pn),
-                    NodeRef(&an),
-                    NodeRef(&pn)
-                ),
-            );
-        } else if can_reach(&pn, Demoted) {
-            // Upstream issue #1168: the dead primary was converged in
-            // wait_primary, which has no way down through draining. It goes
-            // straight to demoted so that it stays down if it comes back.
-            m.assign_all(
-                &[(pid, Demoted), (a, PreparePromotion)],
-                format!(
-                    "Setting goal state of {} to demoted and {} to prepare_promotion after {} became unhealthy.",
-                    NodeRef(&pn),
-                    NodeRef(&an),
-                    NodeRef(&pn)
-                ),
-            );
-        } else {
-            m.assign(
-                a,
-                PreparePromotion,
-                format!(
-                    "Setting goal state of {} to prepare_promotion after {} became unhealthy.",
-                    NodeRef(&an),
-                    NodeRef(&pn)
-                ),
-            );
-        }
+        // Its reported state and goal are primary, join_primary or
+        // apply_settings, which all go to draining.
+        m.assign_all(
+            &[(pid, Draining), (a, PreparePromotion)],
+            format!(
+                "Setting goal state of {} to draining and {} to prepare_promotion after {} became unhealthy.",
+                NodeRef(&pn),
+                NodeRef(&an),
+                NodeRef(&pn)
+            ),
+        );
         return Ok(true);
     }
     // R10
@@ -541,6 +548,22 @@ fn reporting_rules(m: &mut Machine<'_>, a: i64, p: Option<i64>) -> Result<bool> 
         return Ok(true);
     }
     Ok(false)
+}
+
+/// Whether every write `p` acknowledged is also on a standby of its
+/// synchronous replication, as far as its last report and its goal tell:
+/// not `wait_primary` nor `single`, which acknowledge writes alone. A
+/// standby is never elected to replace a primary that did: it would lose
+/// those writes.
+pub fn acks_synchronously(p: &crate::Node) -> bool {
+    !matches!(p.reported, WaitPrimary | Single) && !matches!(p.goal, WaitPrimary | Single)
+}
+
+/// Whether the primary `p` lists standby `s` among those replying to its
+/// WAL sender in its latest report (always true of a primary whose keeper
+/// does not report them, as upstream's).
+pub fn streams_to(p: &crate::Node, s: &crate::Node) -> bool {
+    !p.reports_standbys || s.streamed_time >= p.report_time
 }
 
 /// The R18 condition: the old primary `p` can no longer accept writes, so

@@ -24,6 +24,17 @@ pub struct Settings {
     /// stopped streaming from it a lease-holding primary without a lease has
     /// surely fenced its Postgres.
     pub fence_timeout_ms: i64,
+    /// `pgautofailover.standby_witness_timeout` (ms): a primary whose lease
+    /// expired is still alive while a standby reports, in a fresh report,
+    /// that its WAL receiver heard from it less than this long ago. Our
+    /// standbys hear from their primary at least every 1.5 s
+    /// (`wal_receiver_timeout` = 3 s makes them ask).
+    pub standby_witness_ms: i64,
+    /// `pgautofailover.replication_stall_timeout` (ms): a secondary its
+    /// primary has not listed among the standbys replying to it for this
+    /// long (while the primary reports) has stalled: it no longer counts
+    /// as a synchronous standby, so that writes resume.
+    pub replication_stall_timeout_ms: i64,
 }
 
 impl Default for Settings {
@@ -36,6 +47,8 @@ impl Default for Settings {
             promote_wal_log_threshold: 16 * 1024 * 1024,
             lease_timeout_ms: 2_000,
             fence_timeout_ms: 2_000,
+            standby_witness_ms: 2_000,
+            replication_stall_timeout_ms: 500,
         }
     }
 }

@@ -12,9 +12,14 @@ pub fn standby_name(id: i64) -> String {
 
 /// The value of `synchronous_standby_names` for the group's primary.
 ///
-/// Departures from v2.2: without a primary the answer is `''` instead of a
-/// crash (§16 item 12), and standbys of equal priority are listed by node id
-/// (§16 item 8).
+/// Departures from v2.2: without a primary the answer is no crash
+/// (§16 item 12), and standbys of equal priority are listed by node id
+/// (§16 item 8). Ours: while a failover runs (no node has a writable goal),
+/// the answer is for the old primary being demoted and lists every standby
+/// of the quorum whatever its state: a keeper that applies it on its way
+/// to `primary` (a goal it received before the failover began) never
+/// releases commits that no standby has. The model check found that an
+/// empty answer there acknowledged a write the new primary lacked.
 pub fn synchronous_standby_names(group: &Group) -> Result<String> {
     let active: Vec<_> = group.active().collect();
     if active.is_empty() {
@@ -29,13 +34,17 @@ pub fn synchronous_standby_names(group: &Group) -> Result<String> {
     if active.len() == 1 {
         return Ok(String::new());
     }
-    let Some(primary) = group.writable_goal_node() else {
-        return Ok(String::new());
+    let (primary, demoting) = match group.writable_goal_node() {
+        Some(p) => (p, false),
+        None => match group.primary_or_demoted() {
+            Some(p) => (p, true),
+            None => return Ok(String::new()),
+        },
     };
     if active.len() == 2 {
         let standby = group.others(primary.id).next();
         return Ok(match standby {
-            Some(s) if s.replication_quorum && s.goal == NodeState::Secondary => {
+            Some(s) if s.replication_quorum && (s.goal == NodeState::Secondary || demoting) => {
                 format!("ANY 1 ({})", standby_name(s.id))
             }
             _ => String::new(),
@@ -45,7 +54,7 @@ pub fn synchronous_standby_names(group: &Group) -> Result<String> {
         .others(primary.id)
         .filter(|n| n.replication_quorum)
         .collect();
-    if sync.is_empty() || primary.is(NodeState::WaitPrimary) {
+    if sync.is_empty() || (primary.is(NodeState::WaitPrimary) && !demoting) {
         return Ok(String::new());
     }
     sync.sort_by(|a, b| {

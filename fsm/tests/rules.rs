@@ -284,15 +284,12 @@ const CASES: &[Case] = &[
         events: &[],
     },
     Case {
-        rule: "R9 (fixed, upstream #1168) dead primary converged wait_primary: demoted",
+        rule: "R9 (ours) dead primary converged wait_primary: no failover, it acknowledged writes alone",
         nodes: &[(WaitPrimary, WaitPrimary), (Secondary, Secondary)],
         setup: |g| dead(g, 1),
         active: 2,
-        goals: &[Some(Demoted), Some(PreparePromotion)],
-        events: &[
-            "Setting goal state of N1 to demoted and N2 to prepare_promotion after N1 became unhealthy.",
-            "Setting goal state of N1 to demoted and N2 to prepare_promotion after N1 became unhealthy.",
-        ],
+        goals: &[Some(WaitPrimary), Some(Secondary)],
+        events: &[],
     },
     Case {
         rule: "R10 wait_maintenance, primary converged wait_primary",
@@ -566,6 +563,9 @@ fn every_rule() {
             lsn: a.lsn,
             rep_state: String::new(),
             lease: a.lease,
+            upstream_node_id: 0,
+            upstream_age_ms: -1,
+            streaming: None,
         };
         let out = match api::node_active(&ctx, &mut g, "default", &report) {
             Ok(o) => o,

@@ -27,6 +27,9 @@ fn bug_stale_report_decides_the_failover() {
             lsn: Lsn(s.wal),
             rep_state: String::new(),
             lease: false,
+            upstream_node_id: 0,
+            upstream_age_ms: -1,
+            streaming: None,
         })
         .unwrap();
     assert_eq!(
@@ -86,14 +89,42 @@ fn bug_group_without_primary_fails_every_heartbeat() {
 }
 
 /// §16 item 12: synchronous_standby_names in a two-node group without a
-/// writable node crashed v2.2; it is simply empty.
+/// writable node crashed v2.2. It answers for the old primary being
+/// demoted, and keeps its standby: whatever it still applies cannot release
+/// a commit (see `bug_demoted_primary_releases_commits_during_a_failover`).
 #[test]
 fn bug_standby_names_without_primary() {
     let (mut s, _) = Sim::cluster(&["node1", "node2"]);
     s.report_down(1, Primary);
     s.report(2, Secondary);
     assert_eq!(s.goal(1), Draining);
-    assert_eq!(synchronous_standby_names(&s.group).unwrap(), "");
+    assert_eq!(
+        synchronous_standby_names(&s.group).unwrap(),
+        "ANY 1 (pgautofailover_standby_2)"
+    );
+}
+
+/// Found by the model check: an old primary on its way from
+/// `apply_settings` to `primary` (a goal it received before it was failed
+/// over) applied the `synchronous_standby_names` of a group in the middle
+/// of an election, which was empty: its commits waiting for a standby were
+/// released, acknowledged, and missing on the new primary.
+#[test]
+fn bug_demoted_primary_releases_commits_during_a_failover() {
+    let (mut s, _) = Sim::cluster(&["node1", "node2", "node3"]);
+    s.op(|c, g| api::set_formation_number_sync_standbys(c, g, 1))
+        .unwrap();
+    s.converge(1);
+    s.converge(1);
+    // The election has begun: no node has a writable goal.
+    s.report_down(1, Primary);
+    s.report(2, Secondary);
+    s.report(3, Secondary);
+    assert!(s.group.writable_goal_node().is_none(), "{:?}", s.group);
+    assert_eq!(
+        synchronous_standby_names(&s.group).unwrap(),
+        "ANY 1 (pgautofailover_standby_2, pgautofailover_standby_3)"
+    );
 }
 
 /// §16 item 13: stop_maintenance on a node left alone in its group did
@@ -186,6 +217,11 @@ fn bug_remove_node_miscounts_quorum_standbys() {
 /// §16 item 17: v2.2 assigned goals the keeper has no transition for (here
 /// `draining` to a dead primary converged in `wait_primary`, issue #1168), so
 /// the failover never completed. Checked systematically by the model check.
+///
+/// We go further (docs/failover.md): a primary that acknowledged writes
+/// alone is not replaced at all, since the standby that caught up
+/// meanwhile may lack the last of them. The group waits for it, and no
+/// goal it cannot reach is ever assigned.
 #[test]
 fn bug_unreachable_goal_for_a_dead_wait_primary() {
     let (mut s, _) = Sim::cluster(&["node1", "node2"]);
@@ -198,30 +234,25 @@ fn bug_unreachable_goal_for_a_dead_wait_primary() {
     s.report(2, Secondary);
     // ...and the primary dies before it could go back to primary.
     s.report_down(1, WaitPrimary);
-    assert_eq!(s.report(2, Secondary), PreparePromotion);
-    assert_eq!(
-        s.goal(1),
-        Demoted,
-        "no draining for a wait_primary: demoted, an edge it has"
-    );
-    assert_eq!(s.report(2, PreparePromotion), StopReplication);
-    s.report(2, StopReplication);
     s.health(1, Health::Bad);
-    s.advance(29_000);
+    s.advance(60_000);
     assert_eq!(
-        s.report(2, StopReplication),
-        StopReplication,
-        "not presumed down yet"
+        s.report(2, Secondary),
+        Secondary,
+        "not promoted: it may lack writes node1 acknowledged alone"
     );
-    s.advance(1_000);
-    assert_eq!(s.report(2, StopReplication), WaitPrimary);
-    assert_eq!(
-        s.report_down(1, Demoted),
-        Demoted,
-        "waits for the new primary"
+    let n1 = s.group.node(1).unwrap().clone();
+    assert!(
+        pgaf_fsm::keeper::can_reach(n1.reported, n1.goal, false),
+        "{} -> {} is not a transition of the keeper",
+        n1.reported,
+        n1.goal
     );
-    s.report(2, WaitPrimary);
-    assert_eq!(s.report_down(1, Demoted), CatchingUp);
+    // It comes back and carries on as the primary.
+    s.health(1, Health::Good);
+    assert_eq!(s.report(1, WaitPrimary), Primary);
+    assert_eq!(s.report(1, Primary), Primary);
+    assert_eq!(s.report(2, Secondary), Secondary);
 }
 
 /// Registration: v2.2 refused a first node with candidate priority 0 with

@@ -112,6 +112,9 @@ fn catching_up_waits_for_the_wal_threshold_and_timeline() {
         lsn: Lsn(0x3000110 + 17 * 1024 * 1024),
         rep_state: String::new(),
         lease: false,
+        upstream_node_id: 0,
+        upstream_age_ms: -1,
+        streaming: None,
     };
     assert_eq!(s.report_full(r.clone()).unwrap(), CatchingUp);
     r.tli = 1;

@@ -131,13 +131,29 @@ pub struct Report {
     pub tli: i32,
     pub lsn: Lsn,
     pub rep_state: String,
+    /// On a standby: the node its WAL receiver streams from (0: none) and
+    /// how many ms ago it heard from it (-1: unknown).
+    pub upstream_node_id: i64,
+    pub upstream_age_ms: i32,
+    /// On a primary: the standbys replying to it (`None`: not observed).
+    pub streaming: Option<Vec<i64>>,
+}
+
+/// Which `node_active` the monitor offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Api {
+    /// Upstream's `node_active`: no lease.
+    Plain,
+    /// Our `node_active_lease` with upstream's 8 arguments.
+    Lease,
+    /// Our `node_active_lease` that also takes who streams from whom.
+    LeaseStreams,
 }
 
 pub struct Monitor {
     client: Client,
     uri: String,
-    /// The monitor has `node_active_lease` (ours).
-    leases: Option<bool>,
+    api: Option<Api>,
 }
 
 impl Monitor {
@@ -154,7 +170,7 @@ impl Monitor {
         Ok(Monitor {
             client,
             uri: uri.to_string(),
-            leases: None,
+            api: None,
         })
     }
 
@@ -227,44 +243,67 @@ impl Monitor {
     /// `node_active_lease` when the monitor has it (ours), `node_active`
     /// otherwise (an upstream monitor: no lease).
     pub async fn node_active(&mut self, r: &Report) -> Result<Assigned, MonitorError> {
-        if self.leases.is_none() {
-            let row = self
-                .client
-                .query_one(
-                    "SELECT EXISTS (SELECT 1 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-                                     WHERE n.nspname = 'pgautofailover' AND p.proname = 'node_active_lease')",
-                    &[],
-                )
-                .await
-                .map_err(sql("look for node_active_lease"))?;
-            self.leases = Some(col(&row, 0, "look for node_active_lease")?);
-        }
-        let lease = self.leases == Some(true);
-        let query = if lease {
-            "SELECT assigned_node_id::bigint, assigned_group_id::int, assigned_group_state::text,
-                    assigned_candidate_priority::int, assigned_replication_quorum::bool,
-                    lease_timeout_ms::bigint, fence_timeout_ms::bigint
-               FROM pgautofailover.node_active_lease($1, $2, $3, $4::text::pgautofailover.replication_state, $5, $6, $7::text::pg_lsn, $8)"
-        } else {
-            "SELECT assigned_node_id::bigint, assigned_group_id::int, assigned_group_state::text,
-                    assigned_candidate_priority::int, assigned_replication_quorum::bool
-               FROM pgautofailover.node_active($1, $2, $3, $4::text::pgautofailover.replication_state, $5, $6, $7::text::pg_lsn, $8)"
+        let api = match self.api {
+            Some(api) => api,
+            None => {
+                let row = self
+                    .client
+                    .query_one(
+                        "SELECT max(p.pronargs)::int FROM pg_proc p
+                           JOIN pg_namespace n ON n.oid = p.pronamespace
+                          WHERE n.nspname = 'pgautofailover' AND p.proname = 'node_active_lease'",
+                        &[],
+                    )
+                    .await
+                    .map_err(sql("look for node_active_lease"))?;
+                let api = match col::<Option<i32>>(&row, 0, "look for node_active_lease")? {
+                    None => Api::Plain,
+                    Some(n) if n >= 11 => Api::LeaseStreams,
+                    Some(_) => Api::Lease,
+                };
+                self.api = Some(api);
+                api
+            }
         };
+        let lease = api != Api::Plain;
+        const OUT: &str =
+            "assigned_node_id::bigint, assigned_group_id::int, assigned_group_state::text,
+                    assigned_candidate_priority::int, assigned_replication_quorum::bool";
+        const ARGS: &str =
+            "$1, $2, $3, $4::text::pgautofailover.replication_state, $5, $6, $7::text::pg_lsn, $8";
+        let query = match api {
+            Api::Plain => format!("SELECT {OUT} FROM pgautofailover.node_active({ARGS})"),
+            Api::Lease => format!(
+                "SELECT {OUT}, lease_timeout_ms::bigint, fence_timeout_ms::bigint
+                   FROM pgautofailover.node_active_lease({ARGS})"
+            ),
+            Api::LeaseStreams => format!(
+                "SELECT {OUT}, lease_timeout_ms::bigint, fence_timeout_ms::bigint
+                   FROM pgautofailover.node_active_lease({ARGS}, $9, $10, $11)"
+            ),
+        };
+        let lsn = r.lsn.to_string();
+        let state = r.state.as_str();
+        let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = vec![
+            &r.formation,
+            &r.node_id,
+            &r.group_id,
+            &state,
+            &r.pg_is_running,
+            &r.tli,
+            &lsn,
+            &r.rep_state,
+        ];
+        if api == Api::LeaseStreams {
+            params.extend([
+                &r.upstream_node_id as &(dyn tokio_postgres::types::ToSql + Sync),
+                &r.upstream_age_ms,
+                &r.streaming,
+            ]);
+        }
         let row = self
             .client
-            .query_one(
-                query,
-                &[
-                    &r.formation,
-                    &r.node_id,
-                    &r.group_id,
-                    &r.state.as_str(),
-                    &r.pg_is_running,
-                    &r.tli,
-                    &r.lsn.to_string(),
-                    &r.rep_state,
-                ],
-            )
+            .query_one(&query, &params)
             .await
             .map_err(sql("node_active"))?;
         let c = "node_active";

@@ -145,15 +145,23 @@ CREATE TABLE pgautofailover.node
  WITH (fillfactor = 25);
 
 -- Ours: what the monitor knows of each keeper beyond the upstream catalog
--- (see README.md): whether it renews a lease, and the goal it last received
--- (NULL: its current goal).
+-- (see docs/failover.md): whether it renews a lease, the goal it last
+-- received (NULL: its current goal), on a standby the node its WAL receiver
+-- streams from and how long ago it heard from it, when its primary last
+-- listed it among the standbys replying to it, and on a primary whether its
+-- keeper lists them.
 CREATE TABLE pgautofailover.node_lease
  (
     nodeid    bigint PRIMARY KEY
               REFERENCES pgautofailover.node(nodeid) ON DELETE CASCADE,
     lease     boolean NOT NULL DEFAULT false,
-    delivered pgautofailover.replication_state
- );
+    delivered pgautofailover.replication_state,
+    upstreamnodeid bigint NOT NULL DEFAULT 0,
+    upstreamagems int NOT NULL DEFAULT -1,
+    streamedtime timestamptz NOT NULL DEFAULT 'epoch',
+    reportsstandbys boolean NOT NULL DEFAULT false
+ )
+ WITH (fillfactor = 25);
 
 CREATE TABLE pgautofailover.event
  (
@@ -372,7 +380,11 @@ GRANT EXECUTE ON FUNCTION
                           pgautofailover.replication_state,bool,int,pg_lsn,text)
    TO autoctl_node;
 
--- Ours: node_active for keepers that hold a lease (see README.md).
+-- Ours: node_active for keepers that hold a lease (see docs/failover.md),
+-- and say who streams from whom: on a standby the node its WAL receiver
+-- streams from and how many ms ago it heard from it, on a primary the
+-- standbys (node ids) replying to it (NULL: not reported). Not STRICT: the
+-- last argument may be NULL, the others may not.
 CREATE FUNCTION pgautofailover.node_active_lease
  (
     IN formation_id           text,
@@ -383,6 +395,9 @@ CREATE FUNCTION pgautofailover.node_active_lease
     IN current_tli            integer default 1,
     IN current_lsn            pg_lsn default '0/0',
     IN current_rep_state      text default '',
+    IN upstream_node_id       bigint default 0,
+    IN upstream_age_ms        int default -1,
+    IN streaming_standbys     bigint[] default NULL,
    OUT assigned_node_id       bigint,
    OUT assigned_group_id      int,
    OUT assigned_group_state   pgautofailover.replication_state,
@@ -391,12 +406,13 @@ CREATE FUNCTION pgautofailover.node_active_lease
    OUT lease_timeout_ms       int,
    OUT fence_timeout_ms       int
  )
-RETURNS record LANGUAGE C STRICT SECURITY DEFINER
+RETURNS record LANGUAGE C SECURITY DEFINER
 AS 'MODULE_PATHNAME', 'pgaf_node_active_lease';
 
 GRANT EXECUTE ON FUNCTION
       pgautofailover.node_active_lease(text,bigint,int,
-                          pgautofailover.replication_state,bool,int,pg_lsn,text)
+                          pgautofailover.replication_state,bool,int,pg_lsn,text,
+                          bigint,int,bigint[])
    TO autoctl_node;
 
 CREATE FUNCTION pgautofailover.get_nodes

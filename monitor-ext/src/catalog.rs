@@ -1,6 +1,6 @@
 //! Reading the catalog into the state machine's types: a formation row, and
 //! a group of nodes (dropped ones included, by node id) with what we keep
-//! about their keepers (lease, goal last delivered).
+//! about their keepers (lease, goal last delivered, who streams from whom).
 //!
 //! Queries run through [`crate::spi::run`]: cached plans, and a fresh
 //! snapshot per query once the formation row is locked.
@@ -29,7 +29,9 @@ const GROUP: &str = "SELECT n.nodeid, n.groupid, n.nodename, n.nodehost, n.nodep
      n.reportedrepstate, n.reporttime, n.reportedtli, n.reportedlsn::text, n.walreporttime, \
      n.health, n.healthchecktime, n.statechangetime, n.candidatepriority, \
      n.replicationquorum, n.nodecluster, coalesce(l.lease, false), \
-     coalesce(l.delivered, n.goalstate)::text \
+     coalesce(l.delivered, n.goalstate)::text, coalesce(l.upstreamnodeid, 0), \
+     coalesce(l.upstreamagems, -1), coalesce(l.streamedtime, 'epoch'), \
+     coalesce(l.reportsstandbys, false) \
      FROM pgautofailover.node n LEFT JOIN pgautofailover.node_lease l USING (nodeid) \
      WHERE n.formationid = $1 AND n.groupid = $2 ORDER BY n.nodeid";
 
@@ -115,6 +117,10 @@ fn node_from(row: &SpiHeapTupleData<'_>) -> Result<Node> {
         cluster: req(row, 20, "node.nodecluster")?,
         lease: req(row, 21, "node_lease.lease")?,
         delivered: state(&req::<String>(row, 22, "node_lease.delivered")?)?,
+        upstream_node_id: req(row, 23, "node_lease.upstreamnodeid")?,
+        upstream_age_ms: req(row, 24, "node_lease.upstreamagems")?,
+        streamed_time: ts(row, 25, "node_lease.streamedtime")?,
+        reports_standbys: req(row, 26, "node_lease.reportsstandbys")?,
     })
 }
 

@@ -1,5 +1,7 @@
 //! The `pgautofailover.*` settings (spec/monitor.md §14, all PGC_SIGHUP),
-//! plus ours: the keeper lease timeouts and the worker's evaluation period.
+//! plus ours: the keeper lease timeouts, how long a standby vouches for its
+//! primary, how soon a stalled standby is counted out, and the worker's
+//! evaluation period (docs/failover.md).
 
 use pgaf_fsm::Settings;
 use pgaf_healthcheck::CheckConfig;
@@ -19,6 +21,8 @@ pub static STARTUP_GRACE_PERIOD: GucSetting<i32> = GucSetting::<i32>::new(10_000
 pub static LEASE_TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(2_000);
 pub static FENCE_TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(2_000);
 pub static EVALUATION_PERIOD: GucSetting<i32> = GucSetting::<i32>::new(200);
+pub static STANDBY_WITNESS_TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(2_000);
+pub static REPLICATION_STALL_TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(500);
 
 fn int(
     name: &'static std::ffi::CStr,
@@ -149,6 +153,22 @@ pub fn define() {
         ms,
     );
     int(
+        c"pgautofailover.standby_witness_timeout",
+        c"A primary whose lease expired is alive while a standby heard from it less than this long ago.",
+        &STANDBY_WITNESS_TIMEOUT,
+        1,
+        i32::MAX,
+        ms,
+    );
+    int(
+        c"pgautofailover.replication_stall_timeout",
+        c"A secondary its primary has not seen replying for this long no longer counts as a synchronous standby.",
+        &REPLICATION_STALL_TIMEOUT,
+        1,
+        i32::MAX,
+        ms,
+    );
+    int(
         c"pgautofailover.evaluation_period",
         c"How often the monitor evaluates every group without waiting for a keeper (in milliseconds).",
         &EVALUATION_PERIOD,
@@ -168,6 +188,8 @@ pub fn settings() -> Settings {
         promote_wal_log_threshold: i64::from(PROMOTE_WAL_LOG_THRESHOLD.get()),
         lease_timeout_ms: i64::from(LEASE_TIMEOUT.get()),
         fence_timeout_ms: i64::from(FENCE_TIMEOUT.get()),
+        standby_witness_ms: i64::from(STANDBY_WITNESS_TIMEOUT.get()),
+        replication_stall_timeout_ms: i64::from(REPLICATION_STALL_TIMEOUT.get()),
     }
 }
 

@@ -4,7 +4,7 @@
 
 use crate::clock;
 use crate::error::internal;
-use pgaf_fsm::{Group, MonitorError, Node};
+use pgaf_fsm::{Group, MonitorError, Node, NodeState};
 use pgrx::datum::{DatumWithOid, TimestampWithTimeZone};
 use pgrx::spi::SpiClient;
 
@@ -85,14 +85,40 @@ fn insert_node(client: &mut SpiClient<'_>, formation: &str, n: &Node) -> Result<
 fn set_lease(client: &mut SpiClient<'_>, n: &Node) -> Result<()> {
     crate::spi::run(
         client,
-        "INSERT INTO pgautofailover.node_lease (nodeid, lease, delivered) \
-              VALUES ($1, $2, $3::text::pgautofailover.replication_state) \
+        "INSERT INTO pgautofailover.node_lease \
+                (nodeid, lease, delivered, upstreamnodeid, upstreamagems, streamedtime, \
+                 reportsstandbys) \
+              VALUES ($1, $2, $3::text::pgautofailover.replication_state, $4, $5, $6, $7) \
              ON CONFLICT (nodeid) DO UPDATE \
-                   SET lease = excluded.lease, delivered = excluded.delivered",
+                   SET lease = excluded.lease, delivered = excluded.delivered, \
+                       upstreamnodeid = excluded.upstreamnodeid, \
+                       upstreamagems = excluded.upstreamagems, \
+                       streamedtime = excluded.streamedtime, \
+                       reportsstandbys = excluded.reportsstandbys",
         None,
-        &[n.id.into(), n.lease.into(), n.delivered.as_str().into()],
+        &[
+            n.id.into(),
+            n.lease.into(),
+            n.delivered.as_str().into(),
+            n.upstream_node_id.into(),
+            n.upstream_age_ms.into(),
+            ts(n.streamed_time)?,
+            n.reports_standbys.into(),
+        ],
     )?;
     Ok(())
+}
+
+/// What `node_lease` holds of a node (ours, beyond upstream's catalog).
+fn keeper_facts(n: &Node) -> (bool, NodeState, i64, i32, i64, bool) {
+    (
+        n.lease,
+        n.delivered,
+        n.upstream_node_id,
+        n.upstream_age_ms,
+        n.streamed_time,
+        n.reports_standbys,
+    )
 }
 
 /// Persist every difference between `before` and `after`.
@@ -127,7 +153,8 @@ pub fn group(client: &mut SpiClient<'_>, before: &Group, after: &Group) -> Resul
         match before.node(new.id) {
             None => {
                 insert_node(client, &f.id, new)?;
-                if new.lease || new.delivered != new.goal {
+                // The defaults of a row that does not exist.
+                if keeper_facts(new) != (false, new.goal, 0, -1, 0, false) {
                     set_lease(client, new)?;
                 }
             }
@@ -135,10 +162,14 @@ pub fn group(client: &mut SpiClient<'_>, before: &Group, after: &Group) -> Resul
                 let mut old_cmp = old.clone();
                 old_cmp.lease = new.lease;
                 old_cmp.delivered = new.delivered;
+                old_cmp.upstream_node_id = new.upstream_node_id;
+                old_cmp.upstream_age_ms = new.upstream_age_ms;
+                old_cmp.streamed_time = new.streamed_time;
+                old_cmp.reports_standbys = new.reports_standbys;
                 if old_cmp != *new {
                     update_node(client, new)?;
                 }
-                if old.lease != new.lease || old.delivered != new.delivered {
+                if keeper_facts(old) != keeper_facts(new) {
                     set_lease(client, new)?;
                 }
             }

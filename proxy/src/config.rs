@@ -60,6 +60,12 @@ pub(crate) struct MonitorConfig {
     pub(crate) reconnect_backoff_max: Duration,
     /// Also close existing sessions when the grace period expires.
     pub(crate) fence_on_monitor_loss: bool,
+    /// While the monitor is unreachable, connect to the nodes with these
+    /// libpq settings (no host or port: each node's) to find the one that
+    /// takes writes (`monitor::direct`); empty: do not.
+    pub(crate) node_check: String,
+    /// How often the nodes are checked while the monitor is unreachable.
+    pub(crate) node_check_interval: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -258,6 +264,8 @@ struct MonitorFile {
     grace_period: Option<String>,
     reconnect_backoff_max: Option<String>,
     fence_on_monitor_loss: Option<bool>,
+    node_check: Option<String>,
+    node_check_interval: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -376,6 +384,33 @@ fn duration(key: &str, v: Option<&str>, default: Duration) -> Result<Duration, C
     Ok(d)
 }
 
+/// `monitor.node_check`: libpq settings without host and port.
+fn node_check(v: Option<&str>) -> Result<String, ConfigError> {
+    const KEY: &str = "monitor.node_check";
+    let s = v.unwrap_or(DEFAULT_NODE_CHECK).trim().to_string();
+    if s.is_empty() {
+        return Ok(s);
+    }
+    if s.contains("://") {
+        return Err(invalid(
+            KEY,
+            "key=value settings (for example \"user=pgaf_check dbname=postgres\"), not a URI",
+        ));
+    }
+    let target = pgaf_pgconn::parse(&format!("host=localhost {s}"))
+        .map_err(|e| invalid(KEY, e.to_string()))?;
+    if target.config.get_hosts().len() != 1 || target.config.get_ports().len() > 1 {
+        return Err(invalid(
+            KEY,
+            "must not name a host or port: each node's own are used",
+        ));
+    }
+    Ok(s)
+}
+
+/// Who the proxy logs in as to check the nodes while the monitor is away.
+pub(crate) const DEFAULT_NODE_CHECK: &str = "user=postgres dbname=postgres";
+
 fn socket_addr(key: &str, s: &str) -> Result<SocketAddr, ConfigError> {
     s.trim().parse().map_err(|_| {
         invalid(
@@ -488,6 +523,12 @@ impl Config {
                 Duration::from_secs(5),
             )?,
             fence_on_monitor_loss: m.fence_on_monitor_loss.unwrap_or(false),
+            node_check: node_check(m.node_check.as_deref())?,
+            node_check_interval: duration(
+                "monitor.node_check_interval",
+                m.node_check_interval.as_deref(),
+                Duration::from_millis(500),
+            )?,
         };
 
         let p = &file.proxy;

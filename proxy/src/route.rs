@@ -11,9 +11,9 @@
 //!   from one writer (the monitor follower, or a test script) through
 //!   [`GroupRoute::apply`], [`GroupRoute::monitor_unreachable`] and
 //!   [`GroupRoute::fence_all`]; each update closes the
-//!   `SessionRegistry` of every backend that
-//!   lost its role, then publishes and wakes the connections that wait for
-//!   a node.
+//!   `SessionRegistry` of every backend that lost its role, then publishes
+//!   (so that nothing reads the new route before those sessions were told
+//!   to stop) and wakes the connections that wait for a node.
 //! * [`RouteRegistry`] maps (formation, group) to its `GroupRoute`.
 
 use std::collections::HashMap;
@@ -58,7 +58,7 @@ pub(crate) struct NodeKey {
 }
 
 impl NodeRow {
-    fn key(&self) -> NodeKey {
+    pub(crate) fn key(&self) -> NodeKey {
         NodeKey {
             node_id: self.node_id,
             host: self.host.clone(),
@@ -372,8 +372,12 @@ struct Writer {
     unavailable: Option<Unavailable>,
     primary: Option<Arc<Backend>>,
     secondaries: HashMap<NodeKey, Arc<Backend>>,
-    /// The monitor is (past grace) unreachable: publish nothing routable.
+    /// The monitor is (past grace) unreachable: publish nothing routable,
+    /// but the node the nodes themselves name as the only writable one.
     monitor_down_since: Option<Instant>,
+    /// That node, as the last direct check of the nodes found it
+    /// (`monitor::direct`); `None` when none or several answered writable.
+    direct: Option<NodeKey>,
     loaded: bool,
 }
 
@@ -427,9 +431,11 @@ impl GroupRoute {
         };
         let decision = decide(&rows);
         let mut change = Change::default();
-        // Backends that lost their role. They are fenced only after the new
-        // snapshot is published: a connection that picks a node after that
-        // cannot get them, one that picked before is registered and fenced.
+        // Backends that lost their role. They are fenced before the new
+        // snapshot is published, so that whoever sees the new route (a
+        // connection, `/status`) sees it after every relay to them was told
+        // to stop; a connection that picked one from the old route is
+        // refused when it registers and picks again.
         let mut lost: Vec<Arc<Backend>> = Vec::new();
 
         // Primary role.
@@ -467,6 +473,7 @@ impl GroupRoute {
         w.rows = rows;
         w.loaded = true;
         w.monitor_down_since = None;
+        w.direct = None;
         let secondaries = decision
             .secondaries
             .iter()
@@ -479,14 +486,8 @@ impl GroupRoute {
         if change.primary_changed {
             self.metrics.route_changes.inc();
         }
+        self.fence(lost, FenceReason::RoleLost, &mut change);
         self.publish(&w, secondaries);
-        for b in lost {
-            let n = b.sessions.close(FenceReason::RoleLost);
-            if n > 0 {
-                change.fenced_sessions += n;
-                change.fenced_backends.push(b.to_string());
-            }
-        }
         change
     }
 
@@ -507,15 +508,64 @@ impl GroupRoute {
             lost.extend(w.secondaries.drain().map(|(_, b)| b));
         }
         w.monitor_down_since = Some(since);
+        self.fence(lost, FenceReason::MonitorLost, &mut change);
+        let lost = self.follow_direct(&mut w, &mut change);
+        self.fence(lost, FenceReason::RoleLost, &mut change);
         self.publish(&w, Vec::new());
+        change
+    }
+
+    /// What a direct check of the nodes found while the monitor is
+    /// unreachable: the only node that takes writes, if any. Past the grace
+    /// period it is routed to; a different node than the last known
+    /// primary (a failover the proxy did not see) takes its place and the
+    /// old primary's sessions are fenced.
+    pub(crate) fn direct_verdict(&self, node: Option<NodeKey>) -> Change {
+        let Ok(mut w) = self.writer.lock() else {
+            return Change::default();
+        };
+        let mut change = Change::default();
+        if w.direct == node {
+            return change;
+        }
+        w.direct = node;
+        if w.monitor_down_since.is_some() {
+            let lost = self.follow_direct(&mut w, &mut change);
+            self.fence(lost, FenceReason::RoleLost, &mut change);
+            self.publish(&w, Vec::new());
+        }
+        change
+    }
+
+    /// Past the grace period: when the direct check names another node
+    /// than the last known primary, it becomes the primary; returns the
+    /// backend that lost the role.
+    fn follow_direct(&self, w: &mut Writer, change: &mut Change) -> Option<Arc<Backend>> {
+        let k = w.direct.clone()?;
+        if w.primary.as_ref().is_some_and(|b| b.key() == k) {
+            return None;
+        }
+        let row = w.rows.iter().find(|r| r.key() == k)?;
+        let b = Arc::new(Backend::new(row));
+        change.primary_changed = true;
+        self.metrics.route_changes.inc();
+        w.primary.replace(b)
+    }
+
+    /// Close the sessions of `lost` backends, counting them in `change`.
+    fn fence(
+        &self,
+        lost: impl IntoIterator<Item = Arc<Backend>>,
+        reason: FenceReason,
+        change: &mut Change,
+    ) {
         for b in lost {
-            let n = b.sessions.close(FenceReason::MonitorLost);
+            let n = b.sessions.close(reason);
             if n > 0 {
                 change.fenced_sessions += n;
                 change.fenced_backends.push(b.to_string());
             }
         }
-        change
     }
 
     /// Signal every session of this group (shutdown after the drain time).
@@ -536,7 +586,14 @@ impl GroupRoute {
     fn publish(&self, w: &Writer, secondaries: Vec<(Arc<Backend>, u64)>) {
         let version = self.snapshot.load().version + 1;
         let (primary, secondaries) = if let Some(since) = w.monitor_down_since {
-            (Err(Unavailable::MonitorUnreachable { since }), Vec::new())
+            let confirmed = match (&w.primary, &w.direct) {
+                (Some(b), Some(k)) if b.key() == *k => Some(b.clone()),
+                _ => None,
+            };
+            (
+                confirmed.ok_or(Unavailable::MonitorUnreachable { since }),
+                Vec::new(),
+            )
         } else if !w.loaded {
             (Err(Unavailable::NotLoaded), Vec::new())
         } else {
@@ -898,6 +955,39 @@ pub(crate) mod tests {
         assert_eq!(reg.signal.fired(), None);
         g.monitor_unreachable(Instant::now(), true);
         assert_eq!(reg.signal.fired(), Some(FenceReason::MonitorLost));
+    }
+
+    #[test]
+    fn without_the_monitor_the_nodes_own_word_routes() {
+        let g = GroupRoute::new(key());
+        g.apply(vec![row(1, Primary, Primary), row(2, Secondary, Secondary)]);
+        let reg = g.load().primary.as_ref().unwrap().sessions.register(1);
+        // Within the grace period a direct verdict changes nothing.
+        g.direct_verdict(Some(row(1, Primary, Primary).key()));
+        assert_eq!(g.load().primary.as_ref().unwrap().node_id, 1);
+        // Past it, the node that says it takes writes keeps the route.
+        g.monitor_unreachable(Instant::now(), false);
+        assert_eq!(g.load().primary.as_ref().unwrap().node_id, 1);
+        assert_eq!(reg.signal.fired(), None);
+        // No node takes writes: held, sessions kept.
+        g.direct_verdict(None);
+        assert!(matches!(
+            g.load().primary,
+            Err(Unavailable::MonitorUnreachable { .. })
+        ));
+        assert_eq!(reg.signal.fired(), None);
+        // Another node took over while the proxy was blind: it is routed
+        // to, the old primary's sessions end.
+        let c = g.direct_verdict(Some(row(2, Secondary, Secondary).key()));
+        assert!(c.primary_changed);
+        assert_eq!(g.load().primary.as_ref().unwrap().node_id, 2);
+        assert_eq!(reg.signal.fired(), Some(FenceReason::RoleLost));
+        // The monitor is back: its word wins again.
+        g.apply(vec![
+            row(1, Demoted, Demoted),
+            row(2, WaitPrimary, WaitPrimary),
+        ]);
+        assert_eq!(g.load().primary.as_ref().unwrap().node_id, 2);
     }
 
     #[tokio::test(start_paused = true)]

@@ -383,14 +383,16 @@ pub async fn where_am_i(port: u16, timeout: Duration) -> Result<(u16, bool), Str
 }
 
 /// The table every write of the proxy tests goes to. Each row records the
-/// node that took it (`inet_server_port()`) and that node's clock at the
+/// node that took it (`inet_server_port()`), that node's clock at the
 /// insert (`clock_timestamp()`; the nodes and the test share this host's
-/// clock).
+/// clock) and, for [`ProxyWriter`]'s rows, the writer's clock just before
+/// it sent the insert (`sent`, NULL for pgbench's).
 pub const WRITES_TABLE: &str = "CREATE TABLE IF NOT EXISTS proxy_writes (
     id bigserial PRIMARY KEY,
     client text NOT NULL,
     node_port int NOT NULL DEFAULT inet_server_port(),
-    at timestamptz NOT NULL DEFAULT clock_timestamp())";
+    at timestamptz NOT NULL DEFAULT clock_timestamp(),
+    sent timestamptz)";
 
 /// One acknowledged write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -440,9 +442,11 @@ impl ProxyWriter {
                 }
                 let Some(c) = client.as_ref() else { continue };
                 let sent = SystemTime::now();
+                let params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&sent];
                 let insert = c.query_one(
-                    "INSERT INTO proxy_writes (client) VALUES ('writer') RETURNING id, node_port, at",
-                    &[],
+                    "INSERT INTO proxy_writes (client, sent) VALUES ('writer', $1) \
+                     RETURNING id, node_port, at",
+                    &params,
                 );
                 match tokio::time::timeout(Duration::from_secs(5), insert).await {
                     Ok(Ok(row)) => {

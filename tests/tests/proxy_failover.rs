@@ -11,19 +11,22 @@
 //!   each failover; every write the writer saw acknowledged is on the final
 //!   primary.
 //! * **No write reaches the old primary after its demotion began.** Every
-//!   row records the node that took it and that node's clock
-//!   (`clock_timestamp()`, this host's clock, like the test's). The proxy
-//!   can act only on what the monitor tells it, so the demotion begins, for
-//!   the proxy, when its `/status` stops naming the old primary: it
-//!   publishes a route and closes the sessions of the backends that lost
-//!   their role in one step, on the thread that also answers `/status`, and
-//!   a closed session relays nothing more; a new connection cannot pick
-//!   the old node from the new route. So no row taken by the old primary
-//!   can carry a time after the test received that answer (`t_fenced`). The
-//!   check covers every row of the table (pgbench's too, acknowledged or
-//!   not), read on the new primary once the old one is a standby. A proxy
-//!   that left the old primary's sessions open, or sent new connections
-//!   there, fails it: the old primary runs until its keeper stops it, which
+//!   row records the node that took it, that node's clock
+//!   (`clock_timestamp()`) and, for the writer's rows, the writer's clock
+//!   just before it sent the insert (all clocks are this host's). The
+//!   proxy can act only on what the monitor tells it, so the demotion
+//!   begins, for the proxy, when its `/status` stops naming the old
+//!   primary: it closes the sessions of the backends that lost their role
+//!   (a relay checks its fence before every transfer, and a session
+//!   registered after that is refused) and only then publishes the new
+//!   route. So no query the writer sent after the test received that
+//!   answer (`t_fenced`) can reach the old primary: none of its rows there
+//!   may carry a later send time. The node's own clock cannot serve: a
+//!   query forwarded just before the fence may run a few milliseconds
+//!   after it on a busy machine (an earlier version of this test compared
+//!   it and failed once under load for that reason). A proxy that left
+//!   the old primary's sessions open, or sent new connections there,
+//!   fails it: the old primary runs until its keeper stops it, which
 //!   happens after it fetched its new goal. How long after the monitor's
 //!   own decision (the `event` table) the proxy reacted, and how many
 //!   writes the old primary took in between (they are not lost: they were
@@ -110,18 +113,36 @@ impl Prober {
 }
 
 /// Rows of `proxy_writes` on `client`: (client, node port, node time).
-async fn rows(c: &Client) -> Vec<(String, u16, SystemTime)> {
-    c.query("SELECT client, node_port, at FROM proxy_writes", &[])
+/// Every row of `proxy_writes`: the node that took it, its clock then, and
+/// the writer's clock when it sent it (`None` for pgbench's rows).
+async fn rows(c: &Client) -> Vec<(u16, SystemTime, Option<SystemTime>)> {
+    c.query("SELECT node_port, at, sent FROM proxy_writes", &[])
         .await
         .unwrap()
         .iter()
         .map(|r| {
             (
-                r.get(0),
-                u16::try_from(r.get::<_, i32>(1)).unwrap(),
+                u16::try_from(r.get::<_, i32>(0)).unwrap(),
+                r.get(1),
                 r.get(2),
             )
         })
+        .collect()
+}
+
+/// Rows the old primary (at `port`) took although the writer sent them
+/// after the proxy had fenced it (`/status` no longer named it at
+/// `t_fenced`): a query the proxy forwarded after its fence. The node's
+/// own clock cannot tell (a query forwarded just before the fence may run
+/// a few ms after it on a busy machine): the writer's can.
+fn sent_after_fence(
+    all: &[(u16, SystemTime, Option<SystemTime>)],
+    port: u16,
+    t_fenced: SystemTime,
+) -> Vec<(u16, SystemTime, Option<SystemTime>)> {
+    all.iter()
+        .filter(|(p, _, sent)| *p == port && sent.is_some_and(|s| s > t_fenced))
+        .copied()
         .collect()
 }
 
@@ -313,22 +334,24 @@ async fn proxy_through_switchover_and_kill9_failover() {
 
     // No row from the old primary after the proxy fenced it.
     let on_node2 = rows(&f.node_client("node2").await).await;
-    let late: Vec<_> = on_node2
-        .iter()
-        .filter(|(_, port, at)| *port == p1 && *at > t_fenced)
-        .collect();
+    let late = sent_after_fence(&on_node2, p1, t_fenced);
     assert!(
         late.is_empty(),
-        "rows taken by the old primary after the proxy fenced it: {late:?}"
+        "rows the old primary took although they were sent after the proxy fenced it: {late:?}"
     );
+    let ran_after = on_node2
+        .iter()
+        .filter(|(port, at, _)| *port == p1 && *at > t_fenced)
+        .count();
     let t_decided = demotion_event(&f, "node1", t_request).await;
     let in_window = on_node2
         .iter()
-        .filter(|(_, port, at)| *port == p1 && *at > t_decided)
+        .filter(|(port, at, _)| *port == p1 && *at > t_decided)
         .count();
     eprintln!(
         "MEASURE switchover: the proxy stopped routing to node1 {:.1} ms after the monitor's \
-         decision ({:.1} ms after the request); node1 took {in_window} writes in between",
+         decision ({:.1} ms after the request); node1 took {in_window} writes in between \
+         ({ran_after} of them, forwarded before the fence, ran after it)",
         ms(t_decided, t_fenced),
         ms(t_request, t_fenced)
     );
@@ -480,20 +503,17 @@ async fn proxy_through_switchover_and_kill9_failover() {
     let all = rows(&n1).await;
     // Nothing from node2 after the proxy stopped routing to it (it came
     // back as a standby).
-    let late: Vec<_> = all
-        .iter()
-        .filter(|(_, port, at)| *port == p2 && *at > t_fenced2)
-        .collect();
+    let late = sent_after_fence(&all, p2, t_fenced2);
     assert!(
         late.is_empty(),
-        "rows from node2 after the proxy fenced it: {late:?}"
+        "rows node2 took although they were sent after the proxy fenced it: {late:?}"
     );
     eprintln!(
         "MEASURE kill -9: the proxy stopped routing to node2 {:.2} s after the kill; \
          node2 took {} writes after the kill signal",
         ms(t_kill, t_fenced2) / 1000.0,
         all.iter()
-            .filter(|(_, port, at)| *port == p2 && *at > t_kill)
+            .filter(|(port, at, _)| *port == p2 && *at > t_kill)
             .count()
     );
     // Every acknowledged write is on the final primary.

@@ -30,6 +30,13 @@ pub struct Report {
     /// The keeper renews a lease with this call (our keeper does, upstream's
     /// does not).
     pub lease: bool,
+    /// On a standby: the node its WAL receiver streams from (0: none, or
+    /// not said) and ms since it last heard from it (-1: unknown).
+    pub upstream_node_id: i64,
+    pub upstream_age_ms: i32,
+    /// On a primary: the standbys (node ids) that replied to its WAL sender
+    /// lately; `None` when the keeper does not say.
+    pub streaming: Option<Vec<i64>>,
 }
 
 /// What `node_active` returns.
@@ -106,6 +113,17 @@ pub fn node_active(
         n.pg_is_running = report.pg_is_running;
         n.rep_state = rep_state;
         n.lease = report.lease;
+        n.upstream_node_id = report.upstream_node_id;
+        n.upstream_age_ms = report.upstream_age_ms;
+        n.reports_standbys = report.streaming.is_some();
+        if let Some(ids) = &report.streaming {
+            for o in m.group.nodes.iter_mut() {
+                if o.id != report.node_id && ids.contains(&o.id) {
+                    o.streamed_time = now;
+                }
+            }
+        }
+        let n = m.group.node_mut(report.node_id).expect("looked up above");
         if report.tli != 0 {
             n.tli = report.tli;
         }

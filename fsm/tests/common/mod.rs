@@ -157,6 +157,9 @@ impl Sim {
             lsn,
             rep_state: String::new(),
             lease: self.lease,
+            upstream_node_id: 0,
+            upstream_age_ms: -1,
+            streaming: None,
         })
         .expect("node_active")
     }
@@ -172,6 +175,9 @@ impl Sim {
             lsn: Lsn::ZERO,
             rep_state: String::new(),
             lease: self.lease,
+            upstream_node_id: 0,
+            upstream_age_ms: -1,
+            streaming: None,
         })
         .expect("node_active")
     }
@@ -219,8 +225,18 @@ impl Sim {
 
     /// Bring up `names` as a primary and secondaries the way keepers do.
     pub fn cluster(names: &[&str]) -> (Sim, Vec<i64>) {
+        Sim::cluster_of(names, false)
+    }
+
+    /// The same with our keepers, which hold leases.
+    pub fn cluster_with_leases(names: &[&str]) -> (Sim, Vec<i64>) {
+        Sim::cluster_of(names, true)
+    }
+
+    fn cluster_of(names: &[&str], lease: bool) -> (Sim, Vec<i64>) {
         use NodeState::*;
         let mut s = Sim::new();
+        s.lease = lease;
         let mut ids = vec![];
         for (i, name) in names.iter().enumerate() {
             let id = s.register(name);

@@ -22,6 +22,10 @@ pub fn settings() -> Settings {
         promote_wal_log_threshold: 16,
         lease_timeout_ms: 2_000,
         fence_timeout_ms: 1_000,
+        // A standby that streams reports age 0: it witnesses its primary
+        // within the tick.
+        standby_witness_ms: 1_000,
+        replication_stall_timeout_ms: 1_000,
     }
 }
 
@@ -173,6 +177,7 @@ impl World {
         let shift = |t: i64, now: i64| base - ((now - t).clamp(-HORIZON * TICK, HORIZON * TICK));
         for node in &mut self.group.nodes {
             node.report_time = shift(node.report_time, self.now);
+            node.streamed_time = shift(node.streamed_time, self.now);
             node.wal_report_time = base;
             node.health_check_time = base;
             node.state_change_time = shift(node.state_change_time, self.now);
@@ -188,6 +193,18 @@ impl World {
     /// `node_active` as the keeper of node `i` calls it.
     fn report(&self, i: usize) -> Report {
         let pg = &self.pgs[i];
+        // A standby says which node it streams from; a primary which
+        // standbys stream from it (keeper/src/node/service.rs).
+        let (upstream_node_id, upstream_age_ms) = match pg.upstream {
+            Some(u) if self.streams_from(i, u) => (World::id(u), 0),
+            _ => (0, -1),
+        };
+        let streaming = (pg.running && !pg.recovery).then(|| {
+            (0..self.n())
+                .filter(|&j| self.streams_from(j, i))
+                .map(World::id)
+                .collect()
+        });
         Report {
             node_id: World::id(i),
             group_id: 0,
@@ -197,6 +214,9 @@ impl World {
             lsn: if pg.data { Lsn(pg.lsn()) } else { Lsn::ZERO },
             rep_state: String::new(),
             lease: true,
+            upstream_node_id,
+            upstream_age_ms,
+            streaming,
         }
     }
 
@@ -751,11 +771,18 @@ impl World {
             if !self.pgs[i].writable() {
                 continue;
             }
+            // Every acknowledged write counts, also one a primary
+            // acknowledged alone (wait_primary, single).
             for &(w, sync) in &self.acked {
-                if sync && !self.pgs[i].contains(w) {
+                if !self.pgs[i].contains(w) {
                     return Err(format!(
-                        "node{} accepts writes without write {w}, acknowledged by synchronous standbys",
-                        World::id(i)
+                        "node{} accepts writes without write {w}, acknowledged {}",
+                        World::id(i),
+                        if sync {
+                            "by synchronous standbys"
+                        } else {
+                            "by a primary alone"
+                        }
                     ));
                 }
             }
@@ -843,7 +870,7 @@ impl World {
                 let node = self.group.node(World::id(i));
                 let pg = &self.pgs[i];
                 format!(
-                    "node{} keeper {}{}->{} monitor {}/{} pg {}{}{} wal {} up {:?}",
+                    "node{} keeper {}{}->{} monitor {}/{} pg {}{}{} wal {} up {:?} ssn {:?}",
                     World::id(i),
                     if self.keepers[i].alive { "" } else { "DEAD " },
                     self.keepers[i].current,
@@ -855,6 +882,7 @@ impl World {
                     if pg.read_only { " ro" } else { "" },
                     pg.wal.len(),
                     pg.upstream.map(|u| u + 1),
+                    pg.ssn,
                 )
             })
             .collect::<Vec<_>>()

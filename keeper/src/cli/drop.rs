@@ -369,6 +369,9 @@ async fn finish_on_monitor(node: &LocalNode) -> Result<(), Failure> {
         tli: 0,
         lsn: pgaf_fsm::Lsn::ZERO,
         rep_state: String::new(),
+        upstream_node_id: 0,
+        upstream_age_ms: -1,
+        streaming: None,
     };
     for _ in 0..3 {
         match monitor.node_active(&report).await {

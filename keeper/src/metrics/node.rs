@@ -256,6 +256,7 @@ mod tests {
             tli: 4,
             sync_state: String::new(),
             system_identifier: 1,
+            upstream: None,
         };
         m.observe(&cfg, &state, true, Some(&meta));
         m.monitor_contact();

@@ -332,6 +332,9 @@ async fn streams_within(node: &Node, wait: Duration) -> bool {
 async fn rewind_or_backup(node: &mut Node, p: &NodeAddr) -> Result<(), ActionError> {
     node.pg.ensure_stopped(STOP_TIMEOUT).await?;
     let pgdata = node.paths.pgdata.clone();
+    if let Err(e) = tools::checkpoint(&upstream(node, p)).await {
+        tracing::debug!("CHECKPOINT on node {} before pg_rewind: {e}", p.id);
+    }
     let rewound = tools::rewind(&node.bin, &upstream(node, p), &pgdata, node.state.node_id).await;
     match rewound {
         Ok(()) => {
@@ -398,7 +401,16 @@ pub async fn run(node: &mut Node, action: Action, goal: NodeState) -> Result<(),
             node.pg.ensure_running(START_TIMEOUT).await?;
             let local = node.local().await?;
             local.promote().await?;
-            local.checkpoint().await?;
+            // The checkpoint that records the new timeline in the control
+            // file (which pg_rewind needs) runs in the background: flushing
+            // shared buffers on a busy host took seconds of the failover.
+            // A node that rewinds against this one asks for it first
+            // (`rewind_or_backup`).
+            tokio::spawn(async move {
+                if let Err(e) = local.checkpoint().await {
+                    tracing::warn!("CHECKPOINT after the promotion failed: {e}");
+                }
+            });
             files::standby_cleanup(&node.paths.pgdata)
                 .map_err(io("remove the standby settings"))?;
             Ok(())

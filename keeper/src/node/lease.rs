@@ -19,7 +19,11 @@ use std::time::{Duration, Instant};
 const WATCHDOG_PERIOD: Duration = Duration::from_millis(100);
 /// Safety margin taken off the lease the monitor grants.
 pub const LEASE_MARGIN: Duration = Duration::from_millis(500);
-/// A standby counts as streaming when it replied within this many ms.
+/// A standby counts as streaming when it replied within this many ms (it
+/// replies every 500 ms, `wal_receiver_status_interval`). Bounded by the
+/// monitor's `fence_timeout` (2 s): with the observation's validity and
+/// the watchdog's period, the primary fences itself within 1.4 + 0.15 +
+/// 0.3 + 0.1 s of its last standby's last reply.
 pub const STREAMING_REPLY_MS: i64 = 1_400;
 /// How long one observation of streaming standbys stays valid.
 const WITNESS_VALIDITY: Duration = Duration::from_millis(300);
@@ -41,6 +45,8 @@ struct LeaseState {
     required: BTreeSet<i64>,
     seen: BTreeSet<i64>,
     fenced: bool,
+    /// The last observation of streaming standbys, and when it was made.
+    last: Option<(Instant, Vec<i64>)>,
 }
 
 #[derive(Clone, Default)]
@@ -93,6 +99,7 @@ impl Lease {
     /// An observation of the standbys streaming from us, just made.
     pub fn observe_streaming(&self, ids: &[i64]) {
         let mut s = self.lock();
+        s.last = Some((Instant::now(), ids.to_vec()));
         s.seen.extend(ids.iter().copied());
         let streaming: BTreeSet<i64> = ids.iter().copied().collect();
         let all = s
@@ -105,6 +112,17 @@ impl Lease {
         } else {
             None
         };
+    }
+
+    /// The standbys streaming from us, from an observation made within
+    /// [`WITNESS_VALIDITY`] (`None` when there is none: Postgres is not
+    /// a running primary, or could not be asked).
+    pub fn streaming_now(&self) -> Option<Vec<i64>> {
+        let s = self.lock();
+        s.last
+            .as_ref()
+            .filter(|(at, _)| at.elapsed() < WITNESS_VALIDITY)
+            .map(|(_, ids)| ids.clone())
     }
 
     /// Postgres was fenced and has not been restarted since.

@@ -5,10 +5,12 @@
 //! * [`actions`]: the abstract actions of [`pgaf_fsm::keeper`] carried out on
 //!   Postgres;
 //! * [`service`]: the node-active loop of `pg_autoctl run`;
+//! * [`heartbeat`]: its reports while it is busy with a long step;
 //! * [`create`]: `pg_autoctl create postgres`.
 
 pub mod actions;
 pub mod create;
+pub mod heartbeat;
 pub mod lease;
 pub mod service;
 
@@ -46,6 +48,8 @@ pub struct Node {
     pub monitor_failures: u32,
     /// The keeper's Prometheus metrics (served when `metrics_listen` is set).
     pub metrics: Arc<NodeMetrics>,
+    /// The report slot shared with the heartbeat.
+    pub reporter: heartbeat::Reporter,
 }
 
 impl Node {
@@ -58,6 +62,7 @@ impl Node {
         crate::pg::local::set_local_host(&cfg.pg.host);
         let pg = Postgres::new(bin.clone(), &paths.pgdata)?;
         let metrics = NodeMetrics::new(paths.pgdata.clone(), state.last_monitor_contact);
+        let reporter = heartbeat::Reporter::new(state.current_role, state.group_id);
         Ok(Node {
             cfg,
             paths,
@@ -71,6 +76,7 @@ impl Node {
             slots_synced: false,
             monitor_failures: 0,
             metrics,
+            reporter,
         })
     }
 

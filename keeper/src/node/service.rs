@@ -48,6 +48,16 @@ pub async fn run(
     let mut sighup = signal(SignalKind::hangup())?;
 
     node.lease.watch(node.pg.clone())?;
+    super::heartbeat::Heartbeat {
+        reporter: node.reporter.clone(),
+        lease: node.lease.clone(),
+        pg: node.pg.clone(),
+        timeouts: node.cfg.timeouts.clone(),
+        monitor_uri: node.cfg.monitor.clone(),
+        formation: node.cfg.formation.clone(),
+        node_id: node.state.node_id,
+    }
+    .spawn();
     let wake = Arc::new(Notify::new());
     spawn_listener(&node, wake.clone());
     spawn_witness_poller(&node);
@@ -155,19 +165,34 @@ enum Step {
 
 /// Whether Postgres counts as running in our report.
 fn reported_running(node: &Node) -> bool {
-    let st = node.pg.status();
+    postgres_counts_as_running(
+        &node.pg,
+        &node.lease,
+        node.state.current_role,
+        &node.cfg.timeouts,
+    )
+}
+
+/// Whether Postgres counts as running for the monitor, for a node in
+/// state `current` (the loop's reports and the heartbeat's).
+pub fn postgres_counts_as_running(
+    pg: &crate::pg::process::Postgres,
+    lease: &super::lease::Lease,
+    current: NodeState,
+    t: &crate::config::Timeouts,
+) -> bool {
+    let st = pg.status();
     // A fenced primary may come back once its lease is renewed; once the
     // node left the primary states (draining, demoted, ...) its Postgres is
     // stopped for good and the monitor must know it (its election waits for
     // the old primary to be down), as in the model check where a transition
     // clears the fence.
-    if st.ready || (node.lease.fenced() && node.state.current_role.can_take_writes()) {
+    if st.ready || (lease.fenced() && current.can_take_writes()) {
         return true;
     }
     // A primary whose Postgres is being restarted keeps saying it runs for a
     // while (upstream's postgresql_restart_failure_* settings).
-    let t = &node.cfg.timeouts;
-    node.state.current_role.can_take_writes()
+    current.can_take_writes()
         && st.want == Want::Running
         && st.failed_starts < t.postgresql_restart_failure_max_retries
         && st.down_since.is_none_or(|d| {
@@ -185,7 +210,7 @@ async fn iteration(node: &mut Node) -> Step {
     } else {
         None
     };
-    let report = Report {
+    let mut report = Report {
         formation: node.cfg.formation.clone(),
         node_id: node.state.node_id,
         group_id: node.state.group_id,
@@ -197,14 +222,42 @@ async fn iteration(node: &mut Node) -> Step {
             .as_ref()
             .map(|m| m.sync_state.clone())
             .unwrap_or_default(),
+        upstream_node_id: 0,
+        upstream_age_ms: -1,
+        streaming: None,
     };
+    // Who streams from whom (docs/failover.md): a standby names the node
+    // its WAL receiver streams from; a primary lists its standbys.
+    if let Some(m) = meta.as_ref() {
+        if let Some((host, port, age)) = &m.upstream {
+            if let Some(n) = node
+                .others
+                .iter()
+                .find(|n| &n.host == host && n.port == *port)
+            {
+                report.upstream_node_id = n.id;
+                report.upstream_age_ms = *age;
+            }
+        }
+        if !m.in_recovery {
+            report.streaming = node.lease.streaming_now();
+        }
+    }
+    node.reporter
+        .set_upstream(report.upstream_node_id, report.upstream_age_ms);
 
-    // Report, and receive the goal.
+    // Report, and receive the goal (the slot keeps the heartbeat out).
+    let reporter = node.reporter.clone();
+    let slot = reporter.slot().await;
     let sent = Instant::now();
     let reply = match node.monitor().await {
         Ok(m) => m.node_active(&report).await,
         Err(e) => Err(e),
     };
+    if reply.is_ok() {
+        reporter.reported();
+    }
+    drop(slot);
     let reached_monitor = match reply {
         Ok(a) => {
             if node.monitor_failures > 0 {
@@ -221,18 +274,7 @@ async fn iteration(node: &mut Node) -> Step {
             }
             node.state.assigned_role = a.goal;
             node.state.group_id = a.group_id;
-            match a.lease_timeout_ms {
-                Some(ms) => {
-                    node.lease.set_enabled(true);
-                    if a.goal.can_take_writes() {
-                        node.lease
-                            .renew(sent, Duration::from_millis(ms.max(0) as u64));
-                    } else {
-                        node.lease.revoke();
-                    }
-                }
-                None => node.lease.set_enabled(false),
-            }
+            super::heartbeat::apply_lease(&node.lease, a.goal, a.lease_timeout_ms, sent);
             if node
                 .others_refreshed
                 .is_none_or(|t| t.elapsed() > OTHERS_PERIOD)
@@ -299,6 +341,8 @@ async fn iteration(node: &mut Node) -> Step {
     };
     let writable = node.state.current_role.can_take_writes();
     node.lease.set_writable(writable);
+    node.reporter
+        .set(node.state.current_role, node.state.group_id);
     node.save_state();
     let up = node.pg.status().ready;
     node.metrics
@@ -352,6 +396,7 @@ async fn transition(
         actions::run(node, *action, goal).await?;
     }
     node.state.current_role = goal;
+    node.reporter.set(goal, node.state.group_id);
     node.metrics.transition(current, goal);
     node.save_state();
     tracing::info!("Transition complete: current state is now \"{goal}\"");

@@ -45,9 +45,17 @@ impl Settings {
             set("wal_level", "'replica'".into());
             set("wal_log_hints", "on".into());
             set("wal_sender_timeout", "'30s'".into());
-            // Ours: standbys report every second, which the primary's lease
-            // watchdog reads in pg_stat_replication.reply_time.
-            set("wal_receiver_status_interval", "'1s'".into());
+            // Ours: standbys report twice a second, which the primary's
+            // lease watchdog reads in pg_stat_replication.reply_time (a
+            // standby counts as streaming when it replied within 1.4 s:
+            // one late reply on a busy host must not fence the primary).
+            set("wal_receiver_status_interval", "'500ms'".into());
+            // Ours: a standby asks its primary for news after 1.5 s of
+            // silence and reconnects after 3 s, so that what it reports of
+            // its primary is never older than that (docs/failover.md); a
+            // broken connection is retried every second.
+            set("wal_receiver_timeout", "'3s'".into());
+            set("wal_retrieve_retry_interval", "'1s'".into());
             set("hot_standby_feedback", "on".into());
             set("hot_standby", "on".into());
             set("synchronous_commit", "on".into());

@@ -40,6 +40,9 @@ pub struct Metadata {
     /// Best `sync_state` among our standbys: quorum > sync > potential > async.
     pub sync_state: String,
     pub system_identifier: i64,
+    /// On a standby whose WAL receiver streams: the host and port it
+    /// streams from, and how many ms ago it last heard from it.
+    pub upstream: Option<(String, u16, i32)>,
 }
 
 pub struct Local {
@@ -111,7 +114,11 @@ impl Local {
                                    ORDER BY CASE sync_state WHEN 'quorum' THEN 1 WHEN 'sync' THEN 2
                                                             WHEN 'potential' THEN 3 ELSE 4 END
                                    LIMIT 1), ''),
-                        (SELECT system_identifier FROM pg_control_system())",
+                        (SELECT system_identifier FROM pg_control_system()),
+                        w.sender_host, w.sender_port,
+                        (extract(epoch FROM clock_timestamp() - w.last_msg_receipt_time) * 1000)::int
+                   FROM (SELECT 1) AS one
+                   LEFT JOIN pg_stat_wal_receiver w ON w.status = 'streaming'",
                 &[],
             )
             .await
@@ -123,6 +130,16 @@ impl Local {
             tli: row.get::<_, Option<i32>>(2).unwrap_or(0),
             sync_state: row.try_get(3).map_err(q("decode a result"))?,
             system_identifier: row.try_get(4).map_err(q("decode a result"))?,
+            upstream: match (
+                row.try_get::<_, Option<String>>(5),
+                row.try_get::<_, Option<i32>>(6),
+                row.try_get::<_, Option<i32>>(7),
+            ) {
+                (Ok(Some(host)), Ok(Some(port)), Ok(Some(age))) => {
+                    u16::try_from(port).ok().map(|p| (host, p, age.max(0)))
+                }
+                _ => None,
+            },
         })
     }
 

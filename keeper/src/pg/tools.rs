@@ -185,6 +185,30 @@ impl Upstream<'_> {
     }
 }
 
+/// `CHECKPOINT` on the upstream node: a newly promoted primary writes its
+/// new timeline into its control file only at its first checkpoint, and
+/// pg_rewind refuses a source that still shows the timeline it forked from.
+/// The promoted node checkpoints in the background (not in the failover's
+/// critical path); whoever rewinds against it first makes sure it is done.
+pub async fn checkpoint(up: &Upstream<'_>) -> Result<(), String> {
+    let mut conninfo = up.conninfo(Some("postgres"));
+    if !up.password.is_empty() {
+        conninfo.push_str(&format!(
+            " password='{}'",
+            up.password.replace('\\', "\\\\").replace('\'', "\\'")
+        ));
+    }
+    let (client, conn) =
+        pgaf_pgconn::connect(&conninfo, "pg_autoctl", Duration::from_secs(5)).await?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    client
+        .batch_execute("CHECKPOINT")
+        .await
+        .map_err(|e| pgaf_pgconn::describe(&e))
+}
+
 /// `pg_basebackup` into `target` (which must not exist or be empty).
 ///
 /// The application name is deliberately not a standby name: the WAL stream

@@ -22,6 +22,17 @@ v1_function!(
 
 fn report(args: Args, lease: bool) -> (String, Report) {
     let formation: String = args.get(0, "formation_id");
+    // node_active_lease only (node_active has 8 arguments).
+    let (upstream_node_id, upstream_age_ms, streaming) = if lease {
+        (
+            args.get(8, "upstream_node_id"),
+            args.get(9, "upstream_age_ms"),
+            args.opt::<Vec<Option<i64>>>(10)
+                .map(|ids| ids.into_iter().flatten().collect()),
+        )
+    } else {
+        (0, -1, None)
+    };
     let report = Report {
         node_id: args.get(1, "node_id"),
         group_id: args.get(2, "group_id"),
@@ -31,6 +42,9 @@ fn report(args: Args, lease: bool) -> (String, Report) {
         lsn: args.lsn(6, "current_lsn"),
         rep_state: args.get(7, "current_rep_state"),
         lease,
+        upstream_node_id,
+        upstream_age_ms,
+        streaming,
     };
     (formation, report)
 }

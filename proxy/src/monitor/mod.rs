@@ -15,9 +15,11 @@
 //!
 //! While the monitor is unreachable the routes keep the last known
 //! primary; once it has been unreachable for `grace_period` the routes are
-//! told ([`GroupRoute::monitor_unreachable`]) and new connections are held,
-//! then refused with the reason. The first successful read after that
-//! restores routing — the follower never gives up.
+//! told ([`GroupRoute::monitor_unreachable`]) and route only to the node
+//! the nodes themselves name as the one that takes writes ([`direct`]);
+//! without one, new connections are held, then refused with the reason.
+//! The first successful read after that restores routing — the follower
+//! never gives up.
 
 use std::collections::BTreeSet;
 use std::future::poll_fn;
@@ -34,6 +36,8 @@ use tokio_postgres::{AsyncMessage, Client, Row, Statement};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::MonitorConfig;
+
+mod direct;
 use crate::metrics::metrics;
 use crate::route::{GroupKey, GroupRoute, NodeRow};
 use pgaf_pgconn::Target;
@@ -162,6 +166,12 @@ pub(crate) async fn follow(
     if let Ok(mut s) = status.inner.lock() {
         s.down_since.get_or_insert_with(Instant::now);
     }
+    let _direct = AbortOnDrop(tokio::spawn(direct::watch(
+        config.clone(),
+        groups.clone(),
+        status.clone(),
+        stop.clone(),
+    )));
     let mut backoff = Duration::from_millis(100);
     let mut reported_down = false;
     loop {
@@ -533,6 +543,9 @@ mod tests {
             grace_period: grace,
             reconnect_backoff_max: Duration::from_secs(5),
             fence_on_monitor_loss: false,
+            // No node to check: the grace period alone decides.
+            node_check: String::new(),
+            node_check_interval: Duration::from_millis(500),
         }
     }
 

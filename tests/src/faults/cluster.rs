@@ -313,19 +313,11 @@ impl Cluster {
                 fill(&disk, &ballast)?;
                 Ok((vec![Undo::RemoveBallast(ballast)], n))
             }
+            Kind::Switchover => Ok((Vec::new(), self.switchover().await)),
             Kind::SwitchoverUnderLoss(pct) => {
                 let t = self.resolve(Role::Standby(0)).await;
                 self.lan.loss(self.host(&t).addr, pct).map_err(net)?;
-                // What `pg_autoctl perform switchover` asks of the monitor
-                // (the same for both implementations).
-                let asked = match self.f.monitor_client_opt().await {
-                    Some(c) => c
-                        .execute("SELECT pgautofailover.perform_failover('default', 0)", &[])
-                        .await
-                        .map(|_| "switchover started".to_string())
-                        .unwrap_or_else(|e| format!("switchover refused: {e}")),
-                    None => "switchover not asked: the monitor does not answer".into(),
-                };
+                let asked = self.switchover().await;
                 Ok((
                     vec![Undo::Network],
                     format!("loss on {t:?} {pct}%; {asked}"),
@@ -374,6 +366,19 @@ impl Cluster {
                 self.lan.loss(self.host(&s).addr, pct).map_err(net)?;
                 Ok((vec![Undo::Network], format!("{p:?}, loss on {s:?} {pct}%")))
             }
+        }
+    }
+
+    /// What `pg_autoctl perform switchover` asks of the monitor (the same
+    /// for both implementations); says how it went.
+    async fn switchover(&self) -> String {
+        match self.f.monitor_client_opt().await {
+            Some(c) => c
+                .execute("SELECT pgautofailover.perform_failover('default', 0)", &[])
+                .await
+                .map(|_| "switchover started".to_string())
+                .unwrap_or_else(|e| format!("switchover refused: {e}")),
+            None => "switchover not asked: the monitor does not answer".into(),
         }
     }
 
@@ -426,7 +431,21 @@ impl Cluster {
         &mut self,
         acks: &std::collections::HashMap<String, Vec<super::observe::Ack>>,
     ) -> Result<Vec<(String, i64)>, String> {
-        let p = self.primary().await.ok_or("no primary to read from")?;
+        // A group that just settled may still move (a standby's rejoin):
+        // wait a little for the primary.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let p = loop {
+            match self.primary().await {
+                Some(p) => break p,
+                None if Instant::now() >= deadline => {
+                    return Err(format!(
+                        "no primary to read the writes from: {:?}",
+                        self.states().await
+                    ))
+                }
+                None => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        };
         let c = self.f.node_client(&p).await;
         let rows = c
             .query("SELECT writer, id FROM pgaf_campaign", &[])

@@ -98,16 +98,36 @@ pub fn config(hosts: &[(String, u16)], read_write: bool) -> Config {
     c
 }
 
+/// Connect to the first host of `cfg` that answers within 2 s (and takes
+/// writes, when `cfg` asks for it), trying them in order, as libpq does
+/// with `connect_timeout`: tokio-postgres's own timeout covers the TCP
+/// connection only, so a frozen host (whose kernel still accepts
+/// connections) would hold a multi-host attempt forever.
 async fn connect(cfg: &Config) -> Option<Client> {
-    match tokio::time::timeout(ANSWER_WITHIN, cfg.connect(NoTls)).await {
-        Ok(Ok((client, conn))) => {
+    for (host, port) in cfg.get_hosts().iter().zip(cfg.get_ports()) {
+        let tokio_postgres::config::Host::Tcp(h) = host else {
+            continue;
+        };
+        let mut single = Config::new();
+        single
+            .host(h)
+            .port(*port)
+            .user(cfg.get_user().unwrap_or("postgres"))
+            .dbname(cfg.get_dbname().unwrap_or("postgres"))
+            .application_name("pgaf-campaign")
+            .connect_timeout(ANSWER_WITHIN)
+            .tcp_user_timeout(ANSWER_WITHIN)
+            .target_session_attrs(cfg.get_target_session_attrs());
+        if let Ok(Ok((client, conn))) =
+            tokio::time::timeout(ANSWER_WITHIN, single.connect(NoTls)).await
+        {
             tokio::spawn(async move {
                 let _ = conn.await;
             });
-            Some(client)
+            return Some(client);
         }
-        _ => None,
     }
+    None
 }
 
 impl Observer {

@@ -155,7 +155,9 @@ pub enum Kind {
     /// The node's file system is full (a ballast file fills it); the
     /// ballast is removed at the end.
     DiskFull(Role),
-    /// A switchover (`perform switchover`) while a standby loses packets.
+    /// A switchover (`perform switchover`), nothing else wrong.
+    Switchover,
+    /// A switchover while a standby loses packets.
     SwitchoverUnderLoss(u8),
     /// The primary's host is lost; once the monitor has chosen a
     /// candidate, the candidate's `pg_autoctl` and Postgres are killed
@@ -181,6 +183,7 @@ impl Kind {
             Kind::FreezeHost(r) => format!("{r} host frozen"),
             Kind::RestartMonitor => "monitor restarted".into(),
             Kind::DiskFull(r) => format!("{r} disk full"),
+            Kind::Switchover => "switchover".into(),
             Kind::SwitchoverUnderLoss(_) => "switchover, standby losing packets".into(),
             Kind::RestartMidFailover => "candidate restarted mid-failover".into(),
             Kind::MonitorCutAndLoss(_) => "primary cut from monitor + standby loss".into(),
@@ -199,6 +202,7 @@ impl Kind {
                 | Kind::KillKeeper(Role::Primary)
                 | Kind::FreezeHost(Role::Primary)
                 | Kind::DiskFull(Role::Primary)
+                | Kind::Switchover
                 | Kind::SwitchoverUnderLoss(_)
                 | Kind::RestartMidFailover
                 | Kind::Loss(Role::Primary, _)
@@ -280,6 +284,7 @@ fn draw(rng: &mut Rng, t: Topology) -> Kind {
         (6, Kind::FreezeHost(node)),
         (4, Kind::RestartMonitor),
         (4, Kind::DiskFull(Primary)),
+        (5, Kind::Switchover),
         (4, Kind::SwitchoverUnderLoss(loss)),
         (4, Kind::RestartMidFailover),
         (3, Kind::MonitorCutAndLoss(loss)),
@@ -323,6 +328,7 @@ mod tests {
             "candidate restarted mid-failover",
             "primary keeper frozen",
             "primary host frozen",
+            "switchover",
         ] {
             assert!(labels.contains(want), "{want} never drawn: {labels:?}");
         }
