@@ -12,6 +12,8 @@ packages=(
     postgresql-15 postgresql-server-dev-15 postgresql-contrib
     clang libclang-dev pkg-config
     tmux procps iproute2 systemd
+    # the fault tests: packet filters inside each host's network namespace
+    nftables util-linux
     # promtool, which the metrics test runs on every scrape (the Prometheus
     # server of the package is not used)
     prometheus

@@ -17,4 +17,9 @@ echo "== monitor extension: sans-I/O health-check tests"
 echo "== integration tests against real Postgres"
 # The scenario tests run the binaries (pg_autoctl, pg_autoproxy).
 cargo build --bins
-cargo nextest run -p pgaf-tests --features integration --no-fail-fast --test-threads 2
+cargo nextest run -p pgaf-tests --features integration --no-fail-fast --test-threads 2 \
+    -E 'not binary(fault_campaign)'
+
+echo "== a short seeded fault campaign (tests/tests/fault_campaign.rs)"
+# Alone: its faults are timed. The long campaign is bench/faults/run.sh.
+cargo nextest run -p pgaf-tests --features integration --no-fail-fast --test fault_campaign

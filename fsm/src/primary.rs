@@ -61,11 +61,12 @@ pub fn proceed(m: &mut Machine<'_>, x: i64) -> Result<bool> {
     for oid in others {
         let o = m.n(oid).clone();
         let following = o.goal == Secondary && !matches!(o.reported, ReportLsn | JoinSecondary);
-        // Ours: a standby its primary lists as replying in its latest
-        // report replicates, whatever the monitor heard from its keeper
+        // Ours: a standby its primary listed as replying within the stall
+        // timeout replicates, whatever the monitor heard from its keeper
         // (after a partition of the monitor alone, the first keeper to
-        // report again must not count the other out).
-        let replicating = xn.reports_standbys && crate::rules::streams_to(&xn, &o);
+        // report again must not count the other out; one report that
+        // misses it does not either).
+        let replicating = xn.reports_standbys && !stalled(m.ctx, &xn, &o);
         if following && !replicating && m.ctx.is_unhealthy(Some(&o)) {
             m.assign(
                 oid,

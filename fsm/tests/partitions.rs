@@ -196,3 +196,26 @@ fn bug_standby_without_acknowledged_wal_is_promoted() {
     s.advance(2_100);
     assert_eq!(standby(&mut s, 2, Secondary, 0, -1), PreparePromotion);
 }
+
+/// After a partition of the monitor alone, the standby's keeper is silent
+/// (its lease expired) but its Postgres streams from the primary: the
+/// primary's reports vouch for it, and one report that misses it (a late
+/// reply on a busy host) does not count it out, while a stall does.
+#[test]
+fn a_silent_standby_its_primary_lists_stays_secondary() {
+    let mut s = steady_pair();
+    for i in 0..40 {
+        s.advance(250);
+        // Every fifth report misses it.
+        let listed: &[i64] = if i % 5 == 4 { &[] } else { &[2] };
+        assert_eq!(primary(&mut s, 1, Primary, listed), Primary);
+        assert_eq!(s.goal(2), Secondary, "report {i}");
+    }
+    // It really stops streaming: counted out within the stall timeout.
+    for _ in 0..3 {
+        s.advance(250);
+        primary(&mut s, 1, Primary, &[]);
+    }
+    assert_eq!(s.goal(2), CatchingUp);
+    assert_eq!(s.goal(1), WaitPrimary);
+}

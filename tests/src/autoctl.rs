@@ -831,7 +831,17 @@ impl Drop for Formation {
             n.stop(Duration::from_secs(30));
         }
         self.monitor.stop(Duration::from_secs(30));
+        let keep = std::env::var_os("PGAF_KEEP_CLUSTERS").is_some();
         for m in &self.mounts {
+            if keep {
+                // PGDATA goes with its file system: keep Postgres's logs.
+                let to = m.with_extension("pglog");
+                let _ = Command::new("cp")
+                    .arg("-r")
+                    .arg(m.join("pgdata/log"))
+                    .arg(&to)
+                    .output();
+            }
             let _ = Command::new("umount").arg("--lazy").arg(m).output();
         }
         if std::env::var_os("PGAF_KEEP_CLUSTERS").is_none() && !std::thread::panicking() {

@@ -232,16 +232,41 @@ impl Drop for Owner {
             .unwrap_or_default();
         for h in &hosts {
             let _ = h.thaw();
-            let _ = ip(&["netns", "del", &h.ns]);
-            let _ = std::fs::remove_dir(&h.cgroup);
+            // Whatever a test left running in the host goes with it.
+            for pid in h.pids() {
+                // SAFETY: signalling a process of this LAN's own cgroup.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
         }
         cleanup(self.index, &self.bridge);
     }
 }
 
-/// Delete whatever LAN `index` left: namespaces, cgroups, bridge.
+/// Delete whatever LAN `index` left: its hosts, then its bridge.
 fn cleanup(index: u32, bridge: &str) {
+    cleanup_hosts(index);
+    let _ = ip(&["link", "del", bridge]);
+}
+
+/// Delete the hosts of LAN `index`: veths, namespaces, and freezer cgroups
+/// (killing what still runs in them). The veths are deleted first and by
+/// name: a deleted namespace takes its end of the pair with it only when
+/// the kernel gets round to it, and the next LAN of that index reuses the
+/// names.
+fn cleanup_hosts(index: u32) {
     let prefix = format!("pgaf{index}-");
+    let veth = format!("pgaf{index}h");
+    if let Ok(list) = ip(&["-o", "link", "show"]) {
+        for name in list
+            .lines()
+            .filter_map(|l| l.split(": ").nth(1))
+            .map(|n| n.split('@').next().unwrap_or(n))
+        {
+            if name.starts_with(&veth) {
+                let _ = ip(&["link", "del", name]);
+            }
+        }
+    }
     if let Ok(list) = ip(&["netns", "list"]) {
         for ns in list.lines().filter_map(|l| l.split_whitespace().next()) {
             if ns.starts_with(&prefix) {
@@ -253,11 +278,24 @@ fn cleanup(index: u32, bridge: &str) {
         for e in dir.flatten() {
             if e.file_name().to_string_lossy().starts_with(&prefix) {
                 let _ = std::fs::write(e.path().join("freezer.state"), "THAWED");
-                let _ = std::fs::remove_dir(e.path());
+                // Processes cannot linger in a cgroup that goes away.
+                let procs = std::fs::read_to_string(e.path().join("cgroup.procs"));
+                for pid in procs.unwrap_or_default().lines() {
+                    if let Ok(pid) = pid.trim().parse::<i32>() {
+                        // SAFETY: signalling a leftover of this LAN's cgroup.
+                        unsafe { libc::kill(pid, libc::SIGKILL) };
+                    }
+                }
+                // The killed processes leave the cgroup shortly.
+                for _ in 0..50 {
+                    if std::fs::remove_dir(e.path()).is_ok() {
+                        break;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
             }
         }
     }
-    let _ = ip(&["link", "del", bridge]);
 }
 
 impl Lan {
@@ -305,6 +343,8 @@ impl Lan {
     }
 
     fn set_up(index: u32, bridge: String) -> Result<Lan> {
+        // Leftovers of an earlier LAN of this index (the bridge is ours).
+        cleanup_hosts(index);
         let state = Arc::new(Mutex::new(State {
             hosts: Vec::new(),
             rules: Vec::new(),

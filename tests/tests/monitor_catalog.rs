@@ -123,7 +123,15 @@ async fn tables_match_upstream_d() {
                 "delivered".into(),
                 "pgautofailover.replication_state".into(),
                 false
-            )
+            ),
+            ("upstreamnodeid".into(), "bigint".into(), true),
+            ("upstreamagems".into(), "integer".into(), true),
+            (
+                "streamedtime".into(),
+                "timestamp with time zone".into(),
+                true
+            ),
+            ("reportsstandbys".into(), "boolean".into(), true),
         ]
     );
 }
@@ -151,6 +159,8 @@ async fn flags_grants_and_gucs() {
         "get_nodes",
         "update_node_metadata",
         "update_secondary_check",
+        // Ours: its last argument (the standbys a primary sees) may be NULL.
+        "node_active_lease",
     ];
     let definer = [
         "create_formation",
@@ -238,6 +248,8 @@ async fn flags_grants_and_gucs() {
             g("node_considered_unhealthy_timeout", "20000", Some("ms")),
             g("primary_demote_timeout", "30000", Some("ms")),
             g("promote_wal_log_threshold", "16777216", None),
+            g("replication_stall_timeout", "500", Some("ms")),
+            g("standby_witness_timeout", "2000", Some("ms")),
             g("startup_grace_period", "1", Some("ms")),
         ]
     );

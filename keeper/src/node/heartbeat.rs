@@ -38,6 +38,8 @@ struct Shared {
     current: NodeState,
     group_id: i32,
     last_report: Instant,
+    /// The last report was the heartbeat's.
+    by_heartbeat: bool,
     /// The loop's last look at the WAL receiver: the node it streamed from,
     /// how long ago it had heard from it, and when the loop looked.
     upstream: (i64, i32, Instant),
@@ -58,6 +60,7 @@ impl Reporter {
                 current,
                 group_id,
                 last_report: Instant::now(),
+                by_heartbeat: false,
                 upstream: (0, -1, Instant::now()),
             })),
             slot: Arc::new(tokio::sync::Mutex::new(())),
@@ -86,9 +89,19 @@ impl Reporter {
         self.lock().upstream = (node_id, age_ms, Instant::now());
     }
 
-    /// A report reached the monitor.
+    /// A report of the loop reached the monitor.
     pub fn reported(&self) {
-        self.lock().last_report = Instant::now();
+        let mut s = self.lock();
+        s.last_report = Instant::now();
+        s.by_heartbeat = false;
+    }
+
+    /// A report of the heartbeat reached the monitor; whether the one
+    /// before was the loop's (a busy spell begins).
+    fn reported_by_heartbeat(&self) -> bool {
+        let mut s = self.lock();
+        s.last_report = Instant::now();
+        !std::mem::replace(&mut s.by_heartbeat, true)
     }
 
     fn stale(&self) -> bool {
@@ -180,7 +193,12 @@ impl Heartbeat {
                 let sent = Instant::now();
                 match tokio::time::timeout(super::MONITOR_TIMEOUT, m.node_active(&report)).await {
                     Ok(Ok(a)) => {
-                        self.reporter.reported();
+                        if self.reporter.reported_by_heartbeat() {
+                            tracing::info!(
+                                "The service loop is busy (state \"{}\"): reporting for it",
+                                s.current
+                            );
+                        }
                         apply_lease(&self.lease, a.goal, a.lease_timeout_ms, sent);
                         if a.goal != s.current {
                             tracing::debug!(

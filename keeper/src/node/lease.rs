@@ -144,6 +144,27 @@ impl Lease {
             && s.witnesses_until.is_none_or(|t| now >= t)
     }
 
+    /// The lease and the witnesses, for the log.
+    fn describe(&self) -> String {
+        let s = self.lock();
+        let now = Instant::now();
+        let lease = match s.valid_until {
+            None => "no lease".to_string(),
+            Some(t) => format!(
+                "lease ran out {} ms ago",
+                now.saturating_duration_since(t).as_millis()
+            ),
+        };
+        let seen = match &s.last {
+            None => "no standby seen streaming".to_string(),
+            Some((at, ids)) => format!(
+                "standbys {ids:?} seen streaming {} ms ago",
+                at.elapsed().as_millis()
+            ),
+        };
+        format!("{lease}; {seen}; standbys known: {:?}", s.required)
+    }
+
     /// Start the watchdog thread for `pg`.
     pub fn watch(&self, pg: Postgres) -> std::io::Result<()> {
         let lease = self.clone();
@@ -154,7 +175,8 @@ impl Lease {
                 if lease.must_fence(Instant::now()) {
                     tracing::error!(
                         "Lost the lease and not every standby streams from this node: \
-                     stopping Postgres now to prevent a split brain"
+                         stopping Postgres now to prevent a split brain ({})",
+                        lease.describe()
                     );
                     pg.fence();
                     lease.lock().fenced = true;

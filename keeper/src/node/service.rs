@@ -182,6 +182,11 @@ pub fn postgres_counts_as_running(
     t: &crate::config::Timeouts,
 ) -> bool {
     let st = pg.status();
+    // Postgres that keeps failing or crashing right after it starts (a
+    // full disk) does not count as running, even between two crashes.
+    if current.can_take_writes() && st.failed_starts >= t.postgresql_restart_failure_max_retries {
+        return false;
+    }
     // A fenced primary may come back once its lease is renewed; once the
     // node left the primary states (draining, demoted, ...) its Postgres is
     // stopped for good and the monitor must know it (its election waits for
@@ -201,14 +206,24 @@ pub fn postgres_counts_as_running(
 }
 
 async fn iteration(node: &mut Node) -> Step {
-    // What Postgres says.
-    let meta = if node.pg.status().ready {
+    // What Postgres says, and on a primary the standbys replying to it.
+    let (meta, streaming) = if node.pg.status().ready {
         match node.local().await {
-            Ok(local) => local.metadata().await.ok(),
-            Err(_) => None,
+            Ok(local) => {
+                let meta = local.metadata().await.ok();
+                let streaming = match &meta {
+                    Some(m) if !m.in_recovery => local
+                        .streaming_standbys(super::lease::STREAMING_REPLY_MS)
+                        .await
+                        .ok(),
+                    _ => None,
+                };
+                (meta, streaming)
+            }
+            Err(_) => (None, None),
         }
     } else {
-        None
+        (None, None)
     };
     let mut report = Report {
         formation: node.cfg.formation.clone(),
@@ -224,10 +239,10 @@ async fn iteration(node: &mut Node) -> Step {
             .unwrap_or_default(),
         upstream_node_id: 0,
         upstream_age_ms: -1,
-        streaming: None,
+        streaming,
     };
     // Who streams from whom (docs/failover.md): a standby names the node
-    // its WAL receiver streams from; a primary lists its standbys.
+    // its WAL receiver streams from (a primary lists its standbys above).
     if let Some(m) = meta.as_ref() {
         if let Some((host, port, age)) = &m.upstream {
             if let Some(n) = node
@@ -238,9 +253,6 @@ async fn iteration(node: &mut Node) -> Step {
                 report.upstream_node_id = n.id;
                 report.upstream_age_ms = *age;
             }
-        }
-        if !m.in_recovery {
-            report.streaming = node.lease.streaming_now();
         }
     }
     node.reporter

@@ -36,7 +36,9 @@ pub struct Status {
     pub want: Want,
     pub pid: Option<i32>,
     pub ready: bool,
-    /// Consecutive failed starts since it last became ready.
+    /// Failed starts and crashes since it last ran steadily (accepted
+    /// connections for [`STEADY`]): a Postgres that crashes again right
+    /// after every start (a full disk) counts as failing too.
     pub failed_starts: u32,
     /// When it last stopped running while it should have been running.
     pub down_since: Option<Instant>,
@@ -49,6 +51,8 @@ struct Shared {
     next_start: Instant,
     /// When we began stopping it.
     stop_started: Option<Instant>,
+    /// Since when it accepts connections.
+    ready_since: Option<Instant>,
     shutdown: bool,
 }
 
@@ -77,6 +81,9 @@ pub enum ProcessError {
 
 const POLL: Duration = Duration::from_millis(100);
 const RESTART_DELAY: Duration = Duration::from_millis(500);
+/// How long Postgres must accept connections before its failures are
+/// forgotten.
+pub const STEADY: Duration = Duration::from_secs(30);
 const FAST_STOP_GRACE: Duration = Duration::from_secs(30);
 
 fn lock(inner: &Inner) -> MutexGuard<'_, Shared> {
@@ -104,6 +111,7 @@ impl Postgres {
                 child: None,
                 next_start: Instant::now(),
                 stop_started: None,
+                ready_since: None,
                 shutdown: false,
             }),
             wake: Condvar::new(),
@@ -130,6 +138,8 @@ impl Postgres {
             tracing::debug!("postgres: want {want:?} (was {:?})", s.status.want);
             if want == Want::Running {
                 s.next_start = Instant::now();
+                // A start asked for anew forgets the failures of before.
+                s.status.failed_starts = 0;
             }
             s.status.want = want;
         }
@@ -241,10 +251,9 @@ fn refresh(inner: &Inner, s: &mut Shared) {
                     tracing::warn!("Postgres exited ({exit}); restarting it");
                     s.status.down_since.get_or_insert_with(Instant::now);
                     s.next_start = Instant::now() + RESTART_DELAY;
-                    if !s.status.ready {
-                        s.status.failed_starts += 1;
-                    }
+                    s.status.failed_starts += 1;
                 }
+                s.ready_since = None;
                 s.child = None;
                 s.status.pid = None;
                 s.status.ready = false;
@@ -260,9 +269,12 @@ fn refresh(inner: &Inner, s: &mut Shared) {
             s.status.pid = Some(pm.pid);
             let ready = pm.ready();
             if ready && !s.status.ready {
-                s.status.failed_starts = 0;
                 s.status.down_since = None;
                 s.status.last_error = None;
+                s.ready_since = Some(Instant::now());
+            }
+            if s.ready_since.is_some_and(|t| t.elapsed() >= STEADY) {
+                s.status.failed_starts = 0;
             }
             s.status.ready = ready;
         }

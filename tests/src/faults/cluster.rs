@@ -8,11 +8,11 @@ use crate::autoctl::{postmaster_pid, Flavor, Formation, NodeState};
 use crate::netns::{Host, Lan};
 use crate::proxy::{Listener, Proxy, Role as ListenerRole};
 use std::path::PathBuf;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-/// Size of each node's file system (a tmpfs: a disk that can be filled).
-const DISK_MB: u64 = 1024;
+/// Size of each node's file system (a tmpfs: a disk that can be filled;
+/// small, so that filling it does not take the machine's memory with it).
+const DISK_MB: u64 = 512;
 
 /// States in which a node takes writes, as the monitor reports them.
 const WRITABLE: &[&str] = &[
@@ -69,8 +69,8 @@ impl Cluster {
         {
             let c = f.node_client("node1").await;
             for sql in [
-                "ALTER SYSTEM SET wal_keep_size = '128MB'",
-                "ALTER SYSTEM SET max_wal_size = '256MB'",
+                "ALTER SYSTEM SET wal_keep_size = '64MB'",
+                "ALTER SYSTEM SET max_wal_size = '128MB'",
                 "SELECT pg_reload_conf()",
             ] {
                 c.batch_execute(sql)
@@ -172,12 +172,32 @@ impl Cluster {
     pub async fn settle(&self, limit: Duration) -> Option<Duration> {
         let start = Instant::now();
         while start.elapsed() < limit {
-            if Cluster::is_settled(&self.states().await, self.topology.nodes) {
+            if Cluster::is_settled(&self.states().await, self.topology.nodes)
+                && self.all_keepers_report().await
+            {
                 return Some(start.elapsed());
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         None
+    }
+
+    /// Every keeper reported within the last few seconds (a group can look
+    /// settled while a keeper cut off from the monitor is still finding
+    /// its way back).
+    async fn all_keepers_report(&self) -> bool {
+        let Some(c) = self.f.monitor_client_opt().await else {
+            return false;
+        };
+        // Upstream's keepers report every second, ours every 250 ms.
+        c.query_one(
+            "SELECT bool_and(reporttime > now() - interval '3 seconds') FROM pgautofailover.node",
+            &[],
+        )
+        .await
+        .ok()
+        .and_then(|r| r.get::<_, Option<bool>>(0))
+        .unwrap_or(false)
     }
 
     async fn wait_settled(&self, limit: Duration) {
@@ -310,7 +330,7 @@ impl Cluster {
                     .map(PathBuf::from)
                     .ok_or("PGDATA has no parent")?;
                 let ballast = disk.join("ballast");
-                fill(&disk, &ballast)?;
+                fill(&ballast)?;
                 Ok((vec![Undo::RemoveBallast(ballast)], n))
             }
             Kind::Switchover => Ok((Vec::new(), self.switchover().await)),
@@ -477,29 +497,31 @@ pub fn primary_of(states: &[NodeState]) -> Option<String> {
     }
 }
 
-/// Fill the file system of `dir` with `ballast`, leaving nothing free.
-fn fill(dir: &std::path::Path, ballast: &std::path::Path) -> Result<(), String> {
-    let out = Command::new("df")
-        .args(["--output=avail", "-B1"])
-        .arg(dir)
-        .output()
-        .map_err(|e| format!("df: {e}"))?;
-    let avail: u64 = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .nth(1)
-        .and_then(|l| l.trim().parse().ok())
-        .ok_or("df printed no free space")?;
-    let out = Command::new("fallocate")
-        .args(["-l", &avail.to_string()])
-        .arg(ballast)
-        .output()
-        .map_err(|e| format!("fallocate: {e}"))?;
-    if !out.status.success() {
-        return Err(format!(
-            "fallocate {}: {}",
-            ballast.display(),
-            String::from_utf8_lossy(&out.stderr)
-        ));
+/// Fill the file system of `ballast` with it, leaving nothing free:
+/// blocks are allocated in chunks, halved on ENOSPC down to one page (the
+/// free space moves while Postgres writes).
+fn fill(ballast: &std::path::Path) -> Result<(), String> {
+    use std::os::fd::AsRawFd;
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .open(ballast)
+        .map_err(|e| format!("create {}: {e}", ballast.display()))?;
+    let mut offset: i64 = 0;
+    let mut chunk: i64 = 64 << 20;
+    while chunk >= 4096 {
+        // SAFETY: fallocate on a file descriptor we own, with valid ranges.
+        let r = unsafe { libc::fallocate(f.as_raw_fd(), 0, offset, chunk) };
+        if r == 0 {
+            offset += chunk;
+            continue;
+        }
+        let e = std::io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::ENOSPC) {
+            return Err(format!("fallocate {}: {e}", ballast.display()));
+        }
+        chunk /= 2;
     }
     Ok(())
 }
