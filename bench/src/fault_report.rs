@@ -26,6 +26,8 @@ pub struct Outcome {
     pub gap_proxy: f64,
     pub gap_uri: f64,
     pub failed_over: bool,
+    /// The fault may take the primary away (a host lost, a switchover...).
+    pub expected_failover: bool,
     pub lost: u64,
     pub split_brain: Vec<f64>,
     pub problems: Vec<String>,
@@ -81,6 +83,7 @@ pub fn parse(text: &str) -> Result<Vec<Outcome>, ParseError> {
             gap_proxy: f("gap_proxy"),
             gap_uri: f("gap_uri"),
             failed_over: s("primary_before") != s("primary_after"),
+            expected_failover: v.get("expected_failover").and_then(|x| x.as_bool()) != Some(false),
             lost: v.get("lost").and_then(|x| x.as_u64()).unwrap_or(0),
             split_brain: v
                 .get("split_brain")
@@ -207,9 +210,13 @@ fn summary(out: &mut String, name: &str, outcomes: &[Outcome]) {
         .collect();
     let unconverged: Vec<&Outcome> = outcomes.iter().filter(|o| !o.converged).collect();
     let failovers = outcomes.iter().filter(|o| o.failed_over).count();
+    let unexpected = outcomes
+        .iter()
+        .filter(|o| o.failed_over && !o.expected_failover)
+        .count();
     let _ = writeln!(
         out,
-        "| {name} | {} | {failovers} | {lost} | {} ({:.2} s in all) | {} |",
+        "| {name} | {} | {failovers} | {unexpected} | {lost} | {} ({:.2} s in all) | {} |",
         outcomes.len(),
         split.len(),
         split.iter().sum::<f64>(),
@@ -249,7 +256,10 @@ pub fn markdown(meta: &Meta, ours: &[Outcome], upstream: &[Outcome]) -> (String,
          time without an acknowledged write seen by the writer through `pg_autoproxy` or the \
          one through the multi-host URI, from the fault until writes flow again after the group \
          is back to a primary and secondaries; recovery is the time from the fault to that \
-         state. Times are p50 / p95 / max, in seconds.\n",
+         state. Times are p50 / p95 / max, in seconds. A failover is expected of \
+         faults that take the primary away (its host lost, cut off or frozen, its keeper \
+         killed, its links lossy) and of switchovers; any other failover is counted as one a \
+         fault of its kind should not cause.\n",
         seeds.join(", "),
         ours.len(),
         upstream.len()
@@ -272,7 +282,7 @@ pub fn markdown(meta: &Meta, ours: &[Outcome], upstream: &[Outcome]) -> (String,
     let _ = writeln!(out, "\n## Totals\n");
     let _ = writeln!(
         out,
-        "| implementation | faults | failovers | acknowledged writes lost | split-brain intervals | did not converge |\n| --- | ---: | ---: | ---: | --- | --- |"
+        "| implementation | faults | failovers | failovers a fault of its kind should not cause | acknowledged writes lost | split-brain intervals | did not converge |\n| --- | ---: | ---: | ---: | ---: | --- | --- |"
     );
     summary(&mut out, "ours", ours);
     if !upstream.is_empty() {

@@ -3,15 +3,17 @@
 //! modelled Postgres instances (role, WAL history, timeline, synchronous
 //! standbys), with heartbeats in any order, crashes, restarts, network loss
 //! between any pair (monitor included), lagging standbys, client writes,
-//! the clock and its leases, and operator actions.
+//! the clock and its leases, and operator actions. Keepers report who
+//! streams from whom, as ours do (docs/failover.md).
 //!
 //! Groups of 2 and 3 nodes are explored exhaustively up to a depth bound
 //! (breadth first, states de-duplicated); groups of 4 by seeded random
 //! walks. In every state: never two nodes able to acknowledge commits, no
-//! node accepting writes without every commit acknowledged by synchronous
-//! standbys, no goal a keeper cannot reach, no priority-0 or lagging node
-//! sent to promotion; and from explored states, once faults stop, the group
-//! gets back to one primary and streaming secondaries.
+//! node accepting writes without every acknowledged commit (also those a
+//! primary acknowledged alone, in `wait_primary`), no goal a keeper cannot
+//! reach, no priority-0 or lagging node sent to promotion; and from
+//! explored states, once faults stop, the group gets back to one primary
+//! and streaming secondaries.
 
 #![allow(clippy::unwrap_used)] // tests: a panic is a failure report
 

@@ -397,9 +397,14 @@ fn node_check(v: Option<&str>) -> Result<String, ConfigError> {
             "key=value settings (for example \"user=pgaf_check dbname=postgres\"), not a URI",
         ));
     }
-    let target = pgaf_pgconn::parse(&format!("host=localhost {s}"))
+    // Ours go first: a host or port of the settings would replace them.
+    let target = pgaf_pgconn::parse(&format!("host=pgaf.invalid port=1 {s}"))
         .map_err(|e| invalid(KEY, e.to_string()))?;
-    if target.config.get_hosts().len() != 1 || target.config.get_ports().len() > 1 {
+    let host_kept = matches!(
+        target.config.get_hosts(),
+        [tokio_postgres::config::Host::Tcp(h)] if h == "pgaf.invalid"
+    );
+    if !host_kept || target.config.get_ports() != [1] || s.contains("hostaddr") {
         return Err(invalid(
             KEY,
             "must not name a host or port: each node's own are used",
@@ -939,6 +944,36 @@ mod tests {
         let c = Config::from_toml(text, &Overrides::default()).unwrap();
         assert_eq!(c.listeners.len(), 2);
         assert_eq!(c.monitor.grace_period, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn node_check_settings_are_checked() {
+        let c = Config::from_toml(MINIMAL, &Overrides::default()).unwrap();
+        assert_eq!(c.monitor.node_check, DEFAULT_NODE_CHECK);
+        assert_eq!(c.monitor.node_check_interval, Duration::from_millis(500));
+        let with = |v: &str| {
+            let text = MINIMAL.replacen("[monitor]", &format!("[monitor]\nnode_check = {v:?}"), 1);
+            Config::from_toml(&text, &Overrides::default())
+        };
+        assert_eq!(with("").unwrap().monitor.node_check, "", "empty: off");
+        assert_eq!(
+            with("user=check password=secret sslmode=require")
+                .unwrap()
+                .monitor
+                .node_check,
+            "user=check password=secret sslmode=require"
+        );
+        for (bad, why) in [
+            ("postgres://u@h/db", "not a URI"),
+            ("host=db1 user=u", "must not name a host"),
+            ("sslmode=bogus", "sslmode"),
+        ] {
+            let e = with(bad).unwrap_err().to_string();
+            assert!(
+                e.contains("monitor.node_check") && e.contains(why),
+                "{bad}: {e}"
+            );
+        }
     }
 
     #[test]

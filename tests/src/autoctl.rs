@@ -289,6 +289,9 @@ pub struct Formation {
     /// in it. Unmounted when the formation is dropped.
     pub disk_mb: Option<u64>,
     mounts: Vec<PathBuf>,
+    /// Keep the directory (logs included) when dropped, as
+    /// `PGAF_KEEP_CLUSTERS` does for every formation.
+    pub keep: bool,
     pub monitor: Service,
     pub monitor_uri: String,
     pub nodes: Vec<Service>,
@@ -371,6 +374,7 @@ impl Formation {
             lan,
             disk_mb: None,
             mounts: Vec::new(),
+            keep: false,
             ssl,
         };
         let mut args: Vec<String> = [
@@ -831,7 +835,7 @@ impl Drop for Formation {
             n.stop(Duration::from_secs(30));
         }
         self.monitor.stop(Duration::from_secs(30));
-        let keep = std::env::var_os("PGAF_KEEP_CLUSTERS").is_some();
+        let keep = self.keep || std::env::var_os("PGAF_KEEP_CLUSTERS").is_some();
         for m in &self.mounts {
             if keep {
                 // PGDATA goes with its file system: keep Postgres's logs.
@@ -844,7 +848,7 @@ impl Drop for Formation {
             }
             let _ = Command::new("umount").arg("--lazy").arg(m).output();
         }
-        if std::env::var_os("PGAF_KEEP_CLUSTERS").is_none() && !std::thread::panicking() {
+        if !keep && !std::thread::panicking() {
             let _ = fs::remove_dir_all(&self.dir);
         }
     }

@@ -18,6 +18,10 @@
 //!   were refused once its 30 s grace was over. Now the proxy asks the
 //!   nodes and keeps routing to the primary: no new connection waits more
 //!   than 2 s.
+//! * The primary's postmaster killed: its keeper was busy restarting it
+//!   and stopped reporting, so the monitor took the primary for gone and
+//!   failed it over (a 9 s write gap). Now a heartbeat reports while the
+//!   keeper is busy: no failover, writes back within 3 s.
 //! * Timing bounds near the README's claims: the primary's host lost
 //!   (kill -9) to the first acknowledged write ≤ 10 s; a switchover's
 //!   longest write gap ≤ 2 s.
@@ -259,4 +263,31 @@ async fn host_loss_and_switchover_stay_within_their_bounds() {
     }
     c.f.restart(&p);
     finish(&mut c, &mut o, from).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_postmaster_is_restarted_without_a_failover() {
+    let (mut c, mut o) = start(2).await;
+    let p = c.primary().await.unwrap();
+    let t0 = std::time::SystemTime::now();
+    let from = o.now();
+    let pgdata = c.f.node(&p).pgdata.clone();
+    let pm = pgaf_tests::autoctl::postmaster_pid(&pgdata).unwrap();
+    pgaf_tests::autoctl::signal(pm, libc::SIGKILL);
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    for (w, gap) in o.longest_gap(from, o.now()) {
+        eprintln!("MEASURE postmaster killed: longest write gap via {w}: {gap:.2} s");
+        assert!(gap <= 3.0, "writes via {w} stopped {gap:.2} s");
+    }
+    finish(&mut c, &mut o, from).await;
+    assert_eq!(c.primary().await.as_deref(), Some(p.as_str()));
+    // While Postgres restarted, its standby stopped replicating: counted
+    // out (catchingup), the primary asynchronous (wait_primary) for a
+    // moment. But no failover began.
+    let d: Vec<String> = decisions_since(&c, t0)
+        .await
+        .into_iter()
+        .filter(|e| !e.contains(": catchingup (") && !e.contains(": wait_primary ("))
+        .collect();
+    assert!(d.is_empty(), "a failover began: {d:?}");
 }

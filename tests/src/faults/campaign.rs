@@ -52,6 +52,8 @@ pub struct Outcome {
     pub after_heal: f64,
     pub primary_before: String,
     pub primary_after: String,
+    /// The fault may take the primary away ([`super::schedule::Kind::may_fail_over`]).
+    pub expected_failover: bool,
     /// Longest time without an acknowledged write: through the proxy, and
     /// through the multi-host URI.
     pub gap_proxy: f64,
@@ -78,6 +80,7 @@ impl Outcome {
             "after_heal": self.after_heal,
             "primary_before": self.primary_before,
             "primary_after": self.primary_after,
+            "expected_failover": self.expected_failover,
             "gap_proxy": self.gap_proxy,
             "gap_uri": self.gap_uri,
             "lost": self.lost,
@@ -147,6 +150,23 @@ async fn run_epoch(opts: &Options, epoch: &Epoch) -> Vec<Outcome> {
         }
     }
     observer.stop().await;
+    // Keep the logs of an epoch where something went wrong, or where a
+    // fault that should not cause a failover did, or stopped writes for
+    // long.
+    let suspicious = outcomes.iter().any(|o| {
+        !o.converged
+            || o.lost > 0
+            || !o.split_brain.is_empty()
+            || (!o.expected_failover
+                && (o.primary_before != o.primary_after || o.gap_proxy.max(o.gap_uri) > 3.0))
+    });
+    if suspicious {
+        cluster.f.keep = true;
+        for o in outcomes.iter_mut() {
+            o.problems
+                .push(format!("logs kept in {}", cluster.f.dir.display()));
+        }
+    }
     // A last look at the whole epoch: every acknowledged write.
     if let Some(last) = outcomes.last_mut() {
         if last.converged {
@@ -189,6 +209,7 @@ async fn run_fault(
         after_heal: 0.0,
         primary_before: String::new(),
         primary_after: String::new(),
+        expected_failover: fault.kind.may_fail_over(),
         gap_proxy: 0.0,
         gap_uri: 0.0,
         lost: 0,

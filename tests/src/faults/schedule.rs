@@ -190,25 +190,25 @@ impl Kind {
         }
     }
 
-    /// Whether the fault is expected to end with another node as the
-    /// primary (it may or may not: timing decides).
+    /// Whether the fault may end with another node as the primary: it
+    /// takes the primary away (its host lost, cut off or frozen, its keeper
+    /// killed with the Postgres it supervises), asks for a switchover, or
+    /// makes the primary's own links lossy. The others (a partition from
+    /// the monitor alone or from one standby, a killed postmaster that its
+    /// keeper restarts, a full disk that Postgres survives, faults of
+    /// standbys and of the monitor) must not.
     pub fn may_fail_over(&self) -> bool {
         matches!(
             self,
             Kind::Isolate(Role::Primary)
                 | Kind::LinkDown(Role::Primary)
                 | Kind::KillHost(Role::Primary)
-                | Kind::KillPostmaster(Role::Primary)
                 | Kind::KillKeeper(Role::Primary)
                 | Kind::FreezeHost(Role::Primary)
-                | Kind::DiskFull(Role::Primary)
+                | Kind::Loss(Role::Primary, _)
                 | Kind::Switchover
                 | Kind::SwitchoverUnderLoss(_)
                 | Kind::RestartMidFailover
-                | Kind::Loss(Role::Primary, _)
-                | Kind::OneWay(Role::Primary, _)
-                | Kind::OneWay(_, Role::Primary)
-                | Kind::Partition(Role::Primary, Role::Standby(_))
         )
     }
 }
