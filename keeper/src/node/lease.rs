@@ -25,6 +25,9 @@ pub const LEASE_MARGIN: Duration = Duration::from_millis(500);
 /// the watchdog's period, the primary fences itself within 1.4 + 0.15 +
 /// 0.3 + 0.1 s of its last standby's last reply.
 pub const STREAMING_REPLY_MS: i64 = 1_400;
+/// After the process was stopped for a while, how long the watchdog
+/// waits for fresh observations before it may fence.
+const THAWED_GRACE: Duration = Duration::from_millis(400);
 /// How long one observation of streaming standbys stays valid.
 const WITNESS_VALIDITY: Duration = Duration::from_millis(300);
 
@@ -170,9 +173,30 @@ impl Lease {
         let lease = self.clone();
         std::thread::Builder::new()
             .name("lease-watchdog".into())
-            .spawn(move || loop {
+            .spawn(move || {
+                let mut last = Instant::now();
+                let mut quiet_until: Option<Instant> = None;
+                loop {
                 std::thread::sleep(WATCHDOG_PERIOD);
-                if lease.must_fence(Instant::now()) {
+                let now = Instant::now();
+                // The whole process was stopped (SIGSTOP, a paused VM):
+                // what the lease and the witnesses say is as old as the
+                // pause. Let the loop and the witness poller look again
+                // before deciding; meanwhile Postgres acknowledges nothing
+                // a promoted standby lacks, since that standby no longer
+                // streams from it (synchronous replication).
+                if now.duration_since(last) > WATCHDOG_PERIOD * 5 {
+                    quiet_until = Some(now + THAWED_GRACE);
+                    tracing::warn!(
+                        "The keeper did not run for {} ms: checking the lease again before acting on it",
+                        now.duration_since(last).as_millis()
+                    );
+                }
+                last = now;
+                if quiet_until.is_some_and(|t| now < t) {
+                    continue;
+                }
+                if lease.must_fence(now) {
                     tracing::error!(
                         "Lost the lease and not every standby streams from this node: \
                          stopping Postgres now to prevent a split brain ({})",
@@ -180,6 +204,7 @@ impl Lease {
                     );
                     pg.fence();
                     lease.lock().fenced = true;
+                }
                 }
             })?;
         Ok(())
