@@ -5,6 +5,15 @@
 use crate::ini::Ini;
 use std::path::{Path, PathBuf};
 
+/// What `pg_autoctl.monitor` says when the node runs without a monitor
+/// (`create postgres --disable-monitor`, `disable monitor`).
+pub const MONITOR_DISABLED: &str = "PG_AUTOCTL_DISABLED";
+
+/// `postgresql.hba_level` of `--pg-hba-lan` (upstream's name for it): rules
+/// for the application database from the local network too. The other
+/// levels are `minimal` and `skip`.
+pub const HBA_LAN: &str = "app";
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read configuration file \"{path}\": {source}")]
@@ -279,7 +288,11 @@ impl Config {
         let role = req("pg_autoctl", "role")?;
         match role.as_str() {
             "monitor" => Ok(Config::Monitor(MonitorConfig {
-                hostname: opt("pg_autoctl", "hostname"),
+                hostname: ini
+                    .get("pg_autoctl", "hostname")
+                    .or(ini.get("pg_autoctl", "nodename"))
+                    .unwrap_or_default()
+                    .to_string(),
                 pg,
                 ssl,
                 metrics_listen: opt("pg_autoctl", "metrics_listen"),

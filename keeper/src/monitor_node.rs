@@ -260,6 +260,17 @@ pub async fn run(cfg: MonitorConfig, pg: Option<Postgres>) -> anyhow::Result<()>
             _ = sigterm.recv() => break,
             _ = sigint.recv() => break,
             _ = sighup.recv() => {
+                // New settings (`enable|disable ssl`, `config set`).
+                let path = crate::paths::NodePaths::new(&cfg.pg.pgdata).config;
+                match crate::config::Config::load(&path) {
+                    Ok(crate::config::Config::Monitor(new)) => {
+                        if let Err(e) = configure(&new) {
+                            tracing::error!("Failed to apply the new configuration: {e:#}");
+                        }
+                    }
+                    Ok(_) => tracing::error!("{} is not a monitor configuration", path.display()),
+                    Err(e) => tracing::error!("Keeping the current configuration: {e}"),
+                }
                 if let Ok(local) = Local::connect(&cfg.pg.pgdata).await {
                     let _ = local.reload().await;
                 }

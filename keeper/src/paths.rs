@@ -12,6 +12,11 @@ pub struct NodePaths {
     pub state: PathBuf,
     pub init: PathBuf,
     pub pid: PathBuf,
+    /// The other nodes, for a keeper without a monitor ([`crate::nodes_file`]).
+    pub nodes: PathBuf,
+    /// Whether the operator wants Postgres stopped (`pg_autoctl do pgctl
+    /// off`): `stopped` or `running`.
+    pub pg_status: PathBuf,
 }
 
 fn env_dir(var: &str, home_fallback: &str) -> PathBuf {
@@ -58,6 +63,8 @@ impl NodePaths {
             state: data.join("pg_autoctl.state"),
             init: data.join("pg_autoctl.init"),
             pid: runtime.join("pg_autoctl.pid"),
+            nodes: data.join("nodes.json"),
+            pg_status: runtime.join("pg_autoctl.pg"),
             pgdata,
         }
     }

@@ -87,16 +87,19 @@ pub fn target_account(pgdata: &Path) -> Result<Account, PrivilegeError> {
 
 /// When running as root, become the account that owns `pgdata`. Must be
 /// called before any thread is started. Returns the account now in use.
-pub fn drop_root_for(pgdata: &Path) -> Result<Option<Account>, PrivilegeError> {
+/// `create`: the command creates the node, so a missing PGDATA is created
+/// (and a root-owned one handed over) for that account; other commands
+/// leave the file system as it is.
+pub fn drop_root_for(pgdata: &Path, create: bool) -> Result<Option<Account>, PrivilegeError> {
     if !is_root() {
         return Ok(None);
     }
     let acct = target_account(pgdata)?;
-    // A missing PGDATA is created for that user (its parents too, when
-    // missing), so that the user can initialise it.
+    // For `create`, a missing PGDATA is created for that user (its parents
+    // too, when missing), so that the user can initialise it.
     let mut created = Vec::new();
     let mut dir = pgdata.to_path_buf();
-    while !dir.exists() {
+    while create && !dir.exists() {
         created.push(dir.clone());
         if !dir.pop() {
             break;
@@ -110,7 +113,7 @@ pub fn drop_root_for(pgdata: &Path) -> Result<Option<Account>, PrivilegeError> {
         tracing::debug!("Created {} for user \"{}\"", top.display(), acct.name);
     }
     // An empty directory created by root is handed over.
-    if let Ok(meta) = std::fs::metadata(pgdata) {
+    if let Some(meta) = std::fs::metadata(pgdata).ok().filter(|_| create) {
         if meta.uid() == 0 {
             created.push(pgdata.to_path_buf());
         }

@@ -45,7 +45,8 @@ pub fn postgres_ids() -> Option<(u32, u32)> {
     }
 }
 
-fn give_to_postgres(path: &Path) {
+/// Hand `path` to the `postgres` user (the services run as it).
+pub fn give_to_postgres(path: &Path) {
     if let Some((uid, gid)) = postgres_ids() {
         chown(path, Some(uid), Some(gid)).expect("chown to postgres");
     }
@@ -298,6 +299,9 @@ pub struct Formation {
     /// Made with `--ssl-self-signed` (HBA rules `hostssl`) instead of
     /// `--no-ssl`.
     pub ssl: bool,
+    /// Run our `pg_autoctl` with `PG_AUTOCTL_DEBUG` set: the `do`
+    /// commands exist.
+    pub debug: bool,
 }
 
 impl Formation {
@@ -348,27 +352,9 @@ impl Formation {
             fs::create_dir_all(&p).expect("create test directory");
             give_to_postgres(&p);
         }
-        let host = lan.as_ref().map(|l| {
-            l.add_host("monitor")
-                .unwrap_or_else(|e| panic!("cannot add the monitor's host: {e}"))
-        });
-        let (addr, port, listen) = placement(host.as_ref());
-        let pgdata = dir.join("monitor");
         let mut f = Formation {
-            monitor_uri: format!(
-                "postgres://autoctl_node@{addr}:{port}/pg_auto_failover?sslmode={}",
-                if ssl { "require" } else { "prefer" }
-            ),
-            monitor: Service {
-                name: "monitor".into(),
-                addr: addr.clone(),
-                host,
-                port,
-                log: dir.join("monitor.log"),
-                pgdata: pgdata.clone(),
-                flavor,
-                child: None,
-            },
+            monitor_uri: String::new(),
+            monitor: Service::stopped("monitor", 0, dir.join("monitor"), dir.join("monitor.log")),
             nodes: Vec::new(),
             dir,
             lan,
@@ -376,6 +362,35 @@ impl Formation {
             mounts: Vec::new(),
             keep: false,
             ssl,
+            debug: false,
+        };
+        f.start_monitor(flavor, "monitor", extra).await;
+        f
+    }
+
+    /// Create and run a monitor named `name` (its host on the LAN, its
+    /// PGDATA and log in the test's directory); it becomes the formation's
+    /// monitor. Waits until the keepers' role can call its API.
+    async fn start_monitor(&mut self, flavor: Flavor, name: &str, extra: Vec<String>) {
+        let host = self.lan.as_ref().map(|l| {
+            l.add_host(name)
+                .unwrap_or_else(|e| panic!("cannot add the monitor's host: {e}"))
+        });
+        let (addr, port, listen) = placement(host.as_ref());
+        let pgdata = self.dir.join(name);
+        self.monitor_uri = format!(
+            "postgres://autoctl_node@{addr}:{port}/pg_auto_failover?sslmode={}",
+            if self.ssl { "require" } else { "prefer" }
+        );
+        self.monitor = Service {
+            name: name.into(),
+            addr: addr.clone(),
+            host,
+            port,
+            log: self.dir.join(format!("{name}.log")),
+            pgdata: pgdata.clone(),
+            flavor,
+            child: None,
         };
         let mut args: Vec<String> = [
             "create",
@@ -390,18 +405,19 @@ impl Formation {
             &listen,
             "--auth",
             "trust",
-            ssl_flag(ssl),
+            ssl_flag(self.ssl),
             "--run",
         ]
         .iter()
         .map(|s| s.to_string())
         .collect();
         args.extend(extra);
-        f.monitor.child = Some(f.spawn_as(flavor, &args, &f.monitor.log, f.monitor.host.as_ref()));
+        self.monitor.child =
+            Some(self.spawn_as(flavor, &args, &self.monitor.log, self.monitor.host.as_ref()));
         // Ready once the keepers' role can call the API.
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            if let Ok(c) = f.try_monitor_client().await {
+            if let Ok(c) = self.try_monitor_client().await {
                 if c.query_one("SELECT count(*) FROM pgautofailover.formation", &[])
                     .await
                     .is_ok()
@@ -410,18 +426,31 @@ impl Formation {
                 }
             }
             assert!(
-                f.monitor.running(),
+                self.monitor.running(),
                 "the monitor exited:\n{}",
-                f.monitor.log_tail(30)
+                self.monitor.log_tail(30)
             );
             assert!(
                 Instant::now() < deadline,
                 "the monitor is not ready after 60 s:\n{}",
-                f.monitor.log_tail(30)
+                self.monitor.log_tail(30)
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        f
+    }
+
+    /// A monitor lost for good: stop the current one (kill -9, as a host
+    /// that is gone) and create a new one, named `name`, which becomes the
+    /// formation's monitor ([`Formation::monitor_uri`] changes).
+    pub async fn replace_monitor(&mut self, name: &str) {
+        self.monitor.kill9();
+        self.monitor.stop(Duration::from_secs(30));
+        let old = std::mem::replace(
+            &mut self.monitor,
+            Service::stopped(name, 0, PathBuf::new(), PathBuf::new()),
+        );
+        let _ = fs::remove_dir_all(&old.pgdata);
+        self.start_monitor(Flavor::Ours, name, Vec::new()).await;
     }
 
     /// The environment every `pg_autoctl` of this test gets.
@@ -443,6 +472,11 @@ impl Formation {
                     .stdin(Stdio::null())
                     .env_remove("PGDATA")
                     .env_remove("PG_AUTOCTL_MONITOR");
+                if self.debug {
+                    c.env("PG_AUTOCTL_DEBUG", "1");
+                } else {
+                    c.env_remove("PG_AUTOCTL_DEBUG");
+                }
                 if let Some(h) = host {
                     h.enter(&mut c, None);
                 }
@@ -549,6 +583,29 @@ impl Formation {
     /// named `name` (does not wait). Returns its index. Upstream nodes run
     /// the private PostgreSQL tree's binaries (the same as the system's).
     pub fn add_node_as(&mut self, flavor: Flavor, name: &str, extra: &[&str]) -> usize {
+        let monitor = vec!["--monitor".to_string(), self.monitor_uri.clone()];
+        self.spawn_node(flavor, name, monitor, extra)
+    }
+
+    /// Start `pg_autoctl create postgres --disable-monitor --node-id <id>
+    /// --run` for a new node named `name`: it waits in state `init` for
+    /// `pg_autoctl do fsm assign`. Returns its index.
+    pub fn add_node_without_monitor(&mut self, name: &str, node_id: i64) -> usize {
+        let args = vec![
+            "--disable-monitor".to_string(),
+            "--node-id".to_string(),
+            node_id.to_string(),
+        ];
+        self.spawn_node(Flavor::Ours, name, args, &[])
+    }
+
+    fn spawn_node(
+        &mut self,
+        flavor: Flavor,
+        name: &str,
+        monitor: Vec<String>,
+        extra: &[&str],
+    ) -> usize {
         let host = self.lan.as_ref().map(|l| {
             l.add_host(name)
                 .unwrap_or_else(|e| panic!("cannot add host {name}: {e}"))
@@ -595,8 +652,6 @@ impl Formation {
             "--auth",
             "trust",
             ssl_flag(self.ssl),
-            "--monitor",
-            &self.monitor_uri,
             "--name",
             name,
             "--run",
@@ -604,6 +659,7 @@ impl Formation {
         .iter()
         .map(|s| s.to_string())
         .collect();
+        args.extend(monitor);
         args.extend(extra.iter().map(|s| s.to_string()));
         if flavor == Flavor::Upstream {
             let pg_ctl = crate::upstream::upstream().pg_ctl();

@@ -94,8 +94,13 @@ pub fn ini_json(ini: &Ini) -> Value {
     Value::Object(out)
 }
 
-/// `section.option` split, or a usage error.
+/// `section.option` split, or a usage error. `pg_autoctl.nodename`, the
+/// 1.x name of `pg_autoctl.hostname`, reads and writes the latter.
 fn split_key(key: &str) -> Result<(&str, &str), Failure> {
+    if key == "pg_autoctl.nodename" {
+        tracing::warn!("pg_autoctl.nodename is deprecated, it is now pg_autoctl.hostname");
+        return Ok(("pg_autoctl", "hostname"));
+    }
     key.split_once('.')
         .filter(|(s, k)| !s.is_empty() && !k.is_empty())
         .ok_or_else(|| {
@@ -165,9 +170,9 @@ fn validate(old: &Config, new: &Config, section: &str, option: &str) -> Result<(
             }
         }
         ("postgresql", "hba_level")
-            if !["skip", "minimal", "lan"].contains(&n.hba_level.as_str()) =>
+            if !["skip", "minimal", crate::config::HBA_LAN].contains(&n.hba_level.as_str()) =>
         {
-            return Err("expected one of skip, minimal, lan".into())
+            return Err("expected one of skip, minimal, app (app: --pg-hba-lan)".into())
         }
         _ => {}
     }
@@ -176,7 +181,7 @@ fn validate(old: &Config, new: &Config, section: &str, option: &str) -> Result<(
             if a.formation != b.formation {
                 return Err("a node cannot move to another formation: drop it and create it in the other formation".into());
             }
-            if b.monitor != "PG_AUTOCTL_DISABLED" {
+            if b.monitor != crate::config::MONITOR_DISABLED {
                 pgaf_pgconn::parse(&b.monitor).map_err(|e| format!("invalid monitor URI: {e}"))?;
             }
             pgaf_pgconn::SslMode::parse(&b.ssl.sslmode).map_err(|e| e.to_string())?;
@@ -292,7 +297,7 @@ async fn check(a: CheckArgs, g: Globals) -> CmdResult {
     tracing::info!("Postgres configuration settings required for pg_auto_failover are ok");
     let in_recovery = local.in_recovery().await.code(exit::PGSQL)?;
     if let Config::Keeper(k) = &cfg {
-        if k.monitor == "PG_AUTOCTL_DISABLED" {
+        if k.monitor == crate::config::MONITOR_DISABLED {
             tracing::info!("The monitor is disabled for this node");
         } else {
             let m = crate::monitor::Monitor::connect(&k.monitor, super::show::CONNECT_TIMEOUT)

@@ -15,11 +15,20 @@ use pgaf_fsm::NodeState;
 use std::path::PathBuf;
 
 #[derive(Debug, clap::Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once per process
 pub enum Create {
     /// Initialize a pg_auto_failover monitor node
     Monitor(MonitorArgs),
     /// Initialize a pg_auto_failover standalone postgres node
     Postgres(PostgresArgs),
+    /// Create a new formation on the pg_auto_failover monitor
+    Formation(super::formation::CreateFormationArgs),
+    /// (Citus is not supported: refused)
+    #[command(hide = true)]
+    Coordinator(super::citus::CitusArgs),
+    /// (Citus is not supported: refused)
+    #[command(hide = true)]
+    Worker(super::citus::CitusArgs),
 }
 
 /// `--auth` or `--skip-pg-hba`.
@@ -70,8 +79,8 @@ pub struct MonitorArgs {
     /// PostgreSQL's port number
     #[arg(long, env = "PGPORT", default_value_t = 5432)]
     pub pgport: u16,
-    /// Hostname by which postgres is reachable
-    #[arg(long)]
+    /// Hostname by which postgres is reachable (--nodename: deprecated alias)
+    #[arg(long, alias = "nodename")]
     pub hostname: Option<String>,
     /// PostgreSQL's listen_addresses
     #[arg(long, default_value = "*")]
@@ -130,8 +139,8 @@ pub struct PostgresArgs {
     /// pg_auto_failover node name (the monitor names it node_<id> otherwise)
     #[arg(long, default_value = "")]
     pub name: String,
-    /// Hostname used to connect from the other nodes
-    #[arg(long)]
+    /// Hostname used to connect from the other nodes (--nodename: deprecated alias)
+    #[arg(long, alias = "nodename")]
     pub hostname: Option<String>,
     /// pg_auto_failover formation
     #[arg(long, default_value = "default")]
@@ -139,11 +148,20 @@ pub struct PostgresArgs {
     /// Group to join in the formation (the monitor chooses by default)
     #[arg(long)]
     pub group: Option<i32>,
-    /// pg_auto_failover monitor Postgres URL
-    #[arg(long, env = "PG_AUTOCTL_MONITOR")]
-    pub monitor: String,
+    /// pg_auto_failover monitor Postgres URL (default: $PG_AUTOCTL_MONITOR)
+    #[arg(long, value_name = "URI")]
+    pub monitor: Option<String>,
+    /// Run without a monitor: roles are assigned with pg_autoctl do fsm assign
+    #[arg(long)]
+    pub disable_monitor: bool,
+    /// This node's id, with --disable-monitor
+    #[arg(long, value_name = "ID", allow_negative_numbers = true)]
+    pub node_id: Option<String>,
     #[command(flatten)]
     pub auth: AuthArgs,
+    /// Also allow connections to --dbname from the local network of --hostname
+    #[arg(long, conflicts_with = "skip_pg_hba")]
+    pub pg_hba_lan: bool,
     #[command(flatten)]
     pub ssl: SslArgs,
     /// Priority of the node to be promoted to become primary (0 to 100)
@@ -161,37 +179,30 @@ pub struct PostgresArgs {
     /// Create the node then run the pg_autoctl service
     #[arg(long)]
     pub run: bool,
+    /// (Citus is not supported: refused)
+    #[arg(long, hide = true)]
+    pub citus_secondary: bool,
+    /// (Citus is not supported: refused)
+    #[arg(long, hide = true, value_name = "NAME")]
+    pub citus_cluster: Option<String>,
 }
 
-pub async fn run(cmd: Create, _g: Globals) -> CmdResult {
+pub async fn run(cmd: Create, g: Globals) -> CmdResult {
     match cmd {
         Create::Monitor(a) => monitor(a).await,
         Create::Postgres(a) => postgres(a).await,
+        Create::Formation(a) => super::formation::create(a, g).await,
+        Create::Coordinator(_) => super::citus::refuse("create coordinator"),
+        Create::Worker(_) => super::citus::refuse("create worker"),
     }
 }
 
 /// The address other machines reach this one at, when `--hostname` is not
-/// given: the local end of a route towards a public address, else the
-/// host name.
+/// given: see [`crate::net::default_address`]; else the host name.
 fn default_hostname() -> String {
-    let routed = std::net::UdpSocket::bind("0.0.0.0:0")
-        .and_then(|s| s.connect("8.8.8.8:53").map(|_| s))
-        .and_then(|s| s.local_addr())
-        .map(|a| a.ip().to_string());
-    match routed {
-        Ok(ip) => ip,
-        Err(_) => {
-            let mut buf = [0u8; 256];
-            // SAFETY: gethostname writes at most buf.len() bytes into buf.
-            let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
-            let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-            if rc == 0 && end > 0 {
-                String::from_utf8_lossy(&buf[..end]).into_owned()
-            } else {
-                "localhost".into()
-            }
-        }
-    }
+    crate::net::default_address()
+        .or_else(crate::net::host_name)
+        .unwrap_or_else(|| "localhost".into())
 }
 
 async fn monitor(a: MonitorArgs) -> CmdResult {
@@ -243,13 +254,51 @@ fn initialised(s: &KeeperState) -> bool {
 }
 
 async fn postgres(a: PostgresArgs) -> CmdResult {
+    if a.citus_secondary || a.citus_cluster.is_some() {
+        return super::citus::refuse("create postgres --citus-*");
+    }
+    let node_id = match (&a.node_id, a.disable_monitor) {
+        (None, true) => {
+            return Err(Failure::usage(
+                "When using --disable-monitor, also use --node-id",
+            ))
+        }
+        (Some(_), false) => {
+            return Err(Failure::usage(
+                "Option --node-id is only accepted with --disable-monitor",
+            ))
+        }
+        (Some(id), true) => match id.parse::<i64>() {
+            Ok(n) if n > 0 => Some(n),
+            _ => {
+                return Err(Failure::usage(format!(
+                    "--node-id argument is not a valid ID: \"{id}\", use a positive integer"
+                )))
+            }
+        },
+        (None, false) => None,
+    };
+    let monitor = if a.disable_monitor {
+        if a.monitor.is_some() {
+            return Err(Failure::usage(
+                "Use either --monitor or --disable-monitor, not both.",
+            ));
+        }
+        crate::config::MONITOR_DISABLED.to_string()
+    } else {
+        match a.monitor.clone().or_else(|| std::env::var("PG_AUTOCTL_MONITOR").ok()) {
+            Some(m) if !m.is_empty() => {
+                pgaf_pgconn::parse(&m).map_err(|e| Failure::usage(format!("--monitor: {e}")))?;
+                m
+            }
+            _ => return Err(Failure::usage(
+                "Failed to set the monitor URI: use either --monitor postgresql://... (pg_autoctl show uri --formation monitor on the monitor) or --disable-monitor",
+            )),
+        }
+    };
     let pgdata = a.pgdata.require()?;
     let (auth, skip_hba) = a.auth.resolve()?;
     let ssl = a.ssl.resolve(&pgdata)?;
-    if a.monitor.is_empty() {
-        return Err(Failure::usage("--monitor is required: the monitor's connection string (pg_autoctl show uri --formation monitor on the monitor)"));
-    }
-    pgaf_pgconn::parse(&a.monitor).map_err(|e| Failure::usage(format!("--monitor: {e}")))?;
     let paths = NodePaths::new(&pgdata);
     let pid = crate::pidfile::acquire(&paths.pid, &pgdata, "node-init").code(exit::BAD_STATE)?;
     let opts = CreatePostgres {
@@ -258,7 +307,9 @@ async fn postgres(a: PostgresArgs) -> CmdResult {
         pghost: a.pghost.clone().unwrap_or_default(),
         hostname: a.hostname.clone(),
         listen: a.listen.clone(),
-        monitor: a.monitor.clone(),
+        monitor,
+        node_id,
+        pg_hba_lan: a.pg_hba_lan,
         formation: a.formation.clone(),
         group: a.group,
         name: a.name.clone(),
@@ -276,6 +327,15 @@ async fn postgres(a: PostgresArgs) -> CmdResult {
     let (node, fresh) = crate::node::create::create(&opts)
         .await
         .code(exit::BAD_STATE)?;
+    if a.disable_monitor && !a.run && fresh {
+        tracing::info!(
+            "Node {} is ready in state \"init\", without a monitor: start it with \
+             `pg_autoctl run`, then assign its role with `pg_autoctl do fsm assign single` \
+             (or wait_standby, after `pg_autoctl do fsm nodes set`)",
+            node.state.node_id
+        );
+        return Ok(());
+    }
     if !fresh && !a.run {
         tracing::info!(
             "Node {} is already initialised in {}: use `pg_autoctl run` to start it",

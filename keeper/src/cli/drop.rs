@@ -12,6 +12,8 @@
 //! on the monitor's host: remove a node from the monitor and wait for it to
 //! be gone (its keeper finishes the protocol, or `--force`).
 //!
+//! `drop formation` lives in [`super::formation`].
+//!
 //! `drop monitor --pgdata D`: stop the monitor's service, and with
 //! `--destroy` remove its PGDATA and configuration.
 
@@ -33,6 +35,8 @@ pub enum DropCmd {
     Monitor(DropMonitorArgs),
     /// Drop a node from the pg_auto_failover monitor
     Node(DropNodeArgs),
+    /// Drop a formation on the pg_auto_failover monitor
+    Formation(super::formation::DropFormationArgs),
 }
 
 impl DropCmd {
@@ -40,6 +44,7 @@ impl DropCmd {
         match self {
             DropCmd::Monitor(a) => &a.pgdata,
             DropCmd::Node(a) => &a.target.pgdata,
+            DropCmd::Formation(a) => &a.target.pgdata,
         }
     }
 }
@@ -84,6 +89,7 @@ pub async fn run(cmd: DropCmd, g: Globals) -> CmdResult {
     match cmd {
         DropCmd::Node(a) => drop_node(a, g).await,
         DropCmd::Monitor(a) => drop_monitor(a).await,
+        DropCmd::Formation(a) => super::formation::drop(a, g).await,
     }
 }
 

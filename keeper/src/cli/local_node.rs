@@ -9,8 +9,7 @@ use crate::monitor::Monitor;
 use crate::paths::NodePaths;
 use crate::state::KeeperState;
 
-/// What the monitor URI is when the node runs without a monitor.
-pub const MONITOR_DISABLED: &str = "PG_AUTOCTL_DISABLED";
+pub use crate::config::MONITOR_DISABLED;
 
 pub struct LocalNode {
     pub paths: NodePaths,

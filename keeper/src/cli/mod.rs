@@ -3,11 +3,15 @@
 //! codes of [`exit`]. When started as root, the process becomes the owner
 //! of PGDATA before anything else happens (see [`crate::privileges`]).
 //!
-//! * [`create`] for `create monitor` and `create postgres`;
+//! * [`create`] for `create monitor` and `create postgres`, [`formation`]
+//!   for `create|drop formation` and `enable|disable secondary`, [`citus`]
+//!   for the refused Citus commands;
 //! * [`mod@run`] for `run`;
 //! * [`show`] for `show state|events|uri|settings|standby-names|file|systemd`;
 //! * [`perform`] for `perform failover|switchover|promotion`;
-//! * [`enable`] and [`maintenance`] for `enable|disable maintenance`;
+//! * [`enable`] for `enable|disable ...`: [`maintenance`], [`ssl_cmd`],
+//!   [`monitor_attach`] (`monitor`), [`formation`] (`secondary`);
+//! * [`internal`] for `do ...` (with `PG_AUTOCTL_DEBUG` set);
 //! * [`get_set`], [`node_props`] and [`formation_props`] for `get|set node|formation ...`;
 //! * [`drop`] for `drop node|monitor`;
 //! * [`config_cmd`] for `config get|set|check`;
@@ -18,23 +22,28 @@
 //! * [`ssl`], the SSL option family, and [`json`], upstream's JSON layout.
 
 pub mod api;
+pub mod citus;
 pub mod completion;
 pub mod config_cmd;
 pub mod create;
 pub mod drop;
 pub mod enable;
 pub mod exit;
+pub mod formation;
 pub mod formation_props;
 pub mod get_set;
+pub mod internal;
 pub mod json;
 pub mod local_node;
 pub mod maintenance;
+pub mod monitor_attach;
 pub mod node_props;
 pub mod perform;
 pub mod run;
 pub mod service_ctl;
 pub mod show;
 pub mod ssl;
+pub mod ssl_cmd;
 pub mod status;
 pub mod transitions;
 pub mod version;
@@ -78,10 +87,10 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 #[allow(clippy::large_enum_variant)] // parsed once per process
 pub enum Command {
-    /// Create a pg_auto_failover node
+    /// Create a pg_auto_failover node, or formation
     #[command(subcommand)]
     Create(create::Create),
-    /// Drop a pg_auto_failover node, or monitor
+    /// Drop a pg_auto_failover node, or formation
     #[command(subcommand)]
     Drop(drop::DropCmd),
     /// Manages the pg_autoctl configuration
@@ -90,10 +99,10 @@ pub enum Command {
     /// Show pg_auto_failover information
     #[command(subcommand)]
     Show(show::Show),
-    /// Enable a feature on a node
+    /// Enable a feature on a formation
     #[command(subcommand)]
     Enable(enable::Enable),
-    /// Disable a feature on a node
+    /// Disable a feature on a formation
     #[command(subcommand)]
     Disable(enable::Disable),
     /// Get a pg_auto_failover node, or formation setting
@@ -105,6 +114,12 @@ pub enum Command {
     /// Perform an action orchestrated by the monitor
     #[command(subcommand)]
     Perform(perform::Perform),
+    /// Internal commands and internal QA tooling (with PG_AUTOCTL_DEBUG set)
+    #[command(subcommand, hide = true)]
+    Do(internal::Do),
+    /// (Citus is not supported: refused)
+    #[command(hide = true)]
+    Activate(citus::CitusArgs),
     /// Run the pg_autoctl service (monitor or keeper)
     Run(run::RunArgs),
     /// Display a dashboard to watch monitor's events and state
@@ -175,6 +190,9 @@ impl Command {
         let arg = match self {
             Command::Create(create::Create::Monitor(a)) => &a.pgdata,
             Command::Create(create::Create::Postgres(a)) => &a.pgdata,
+            Command::Create(create::Create::Formation(a)) => &a.target.pgdata,
+            Command::Create(create::Create::Coordinator(_) | create::Create::Worker(_))
+            | Command::Activate(_) => return None,
             Command::Run(a) => &a.pgdata,
             Command::Show(s) => s.pgdata()?,
             Command::Drop(d) => d.pgdata(),
@@ -188,6 +206,7 @@ impl Command {
             Command::Stop(a) => &a.pgdata,
             Command::Reload(a) => &a.pgdata,
             Command::Status(a) => &a.pgdata,
+            Command::Do(d) => d.pgdata()?,
             Command::Version | Command::Completion(_) => return None,
         };
         arg.pgdata
@@ -197,9 +216,42 @@ impl Command {
     }
 }
 
+/// The first command word of `args` (after the program name and the
+/// global options).
+fn first_word(args: &[String]) -> Option<&str> {
+    args.iter()
+        .skip(1)
+        .map(String::as_str)
+        .find(|a| !a.starts_with('-'))
+}
+
+/// The command tree: `do` shows in the help only with `PG_AUTOCTL_DEBUG`.
+fn command_tree() -> clap::Command {
+    use clap::CommandFactory;
+    let cmd = Cli::command();
+    if internal::enabled() {
+        cmd.mut_subcommand("do", |c| c.hide(false))
+    } else {
+        cmd
+    }
+}
+
 /// Parse the command line, run the command, return the exit code.
 pub fn main() -> i32 {
-    let cli = match Cli::try_parse() {
+    use clap::FromArgMatches;
+    let args: Vec<String> = std::env::args().collect();
+    if first_word(&args) == Some("do") && !internal::enabled() {
+        eprintln!(
+            "pg_autoctl: do: unknown command (the internal commands need {} set in the environment)\n\n{}",
+            internal::DEBUG_ENV,
+            command_tree().render_help()
+        );
+        return exit::BAD_ARGS;
+    }
+    let parsed = command_tree()
+        .try_get_matches_from(&args)
+        .and_then(|m| Cli::from_arg_matches(&m));
+    let cli = match parsed {
         Ok(cli) => cli,
         Err(e) => {
             use clap::error::ErrorKind;
@@ -212,12 +264,16 @@ pub fn main() -> i32 {
         }
     };
     crate::logging::init(if cli.quiet { -1 } else { cli.verbose as i8 });
+    if std::env::args().any(|a| a == "--nodename" || a.starts_with("--nodename=")) {
+        tracing::warn!(
+            "--nodename is deprecated, use --hostname (the address other nodes connect to)"
+        );
+    }
     let command = match (cli.version, cli.command) {
         (true, _) => Command::Version,
         (false, Some(c)) => c,
         (false, None) => {
-            use clap::CommandFactory;
-            let _ = Cli::command().print_help();
+            let _ = command_tree().print_help();
             return exit::BAD_ARGS;
         }
     };
@@ -235,7 +291,7 @@ pub fn main() -> i32 {
     let _ = this_program();
     // Before any thread exists: leave root for the owner of PGDATA.
     if let Some(pgdata) = cli.command.pgdata() {
-        match crate::privileges::drop_root_for(&pgdata) {
+        match crate::privileges::drop_root_for(&pgdata, matches!(cli.command, Command::Create(_))) {
             Ok(Some(acct)) => {
                 tracing::debug!("Running as user \"{}\"", acct.name);
                 // The directory we were started in may be closed to that
@@ -297,6 +353,8 @@ async fn dispatch(command: Command, g: Globals) -> CmdResult {
         Command::Get(c) => c.run(g).await,
         Command::Set(c) => c.run(g).await,
         Command::Perform(p) => perform::run(p, g).await,
+        Command::Activate(_) => citus::refuse("activate"),
+        Command::Do(d) => d.run(g).await,
         Command::Watch(w) => watch::run(w, g).await,
         Command::Stop(a) => service_ctl::stop(a, g).await,
         Command::Reload(a) => service_ctl::reload(a, g).await,

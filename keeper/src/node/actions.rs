@@ -24,6 +24,8 @@ pub enum ActionError {
     Process(#[from] ProcessError),
     #[error(transparent)]
     Tool(#[from] ToolError),
+    #[error(transparent)]
+    Nodes(#[from] crate::nodes_file::NodesError),
     #[error("{context}: {source}")]
     Io {
         context: String,
@@ -36,13 +38,20 @@ pub enum ActionError {
 
 impl ActionError {
     /// Every value of [`ActionError::kind`].
-    pub const KINDS: [&'static str; 6] =
-        ["postgres", "monitor", "process", "tool", "io", "not_yet"];
+    pub const KINDS: [&'static str; 7] = [
+        "postgres",
+        "monitor",
+        "process",
+        "tool",
+        "io",
+        "not_yet",
+        "nodes_file",
+    ];
 
     /// What failed, as a bounded metrics label: SQL on the local Postgres,
     /// a call to the monitor, starting or stopping Postgres, a Postgres
     /// program (pg_basebackup, pg_rewind, ...), a file, or a condition not
-    /// met yet.
+    /// met yet, or the nodes file of a node without a monitor.
     pub fn kind(&self) -> &'static str {
         match self {
             ActionError::Local(_) => "postgres",
@@ -51,6 +60,7 @@ impl ActionError {
             ActionError::Tool(_) => "tool",
             ActionError::Io { .. } => "io",
             ActionError::NotYet(_) => "not_yet",
+            ActionError::Nodes(_) => "nodes_file",
         }
     }
 }
@@ -90,6 +100,14 @@ fn monitor_host(uri: &str) -> Option<String> {
     }
 }
 
+/// The network (CIDR) of the local interface that holds `hostname`.
+fn lan_of(hostname: &str) -> Option<String> {
+    crate::net::resolve(hostname)
+        .into_iter()
+        .find(|ip| crate::net::is_local(*ip))
+        .and_then(crate::net::local_network)
+}
+
 /// HBA rules of a data node: the monitor's health checks, replication from
 /// and to every other node, the application database.
 pub fn hba_rules(node: &Node) -> Vec<Rule> {
@@ -118,10 +136,27 @@ pub fn hba_rules(node: &Node) -> Vec<Rule> {
     rules.push(Rule {
         ssl,
         database: node.cfg.pg.dbname.clone(),
-        user: app_user,
+        user: app_user.clone(),
         address: node.cfg.hostname.clone(),
         auth: auth.clone(),
     });
+    // `--pg-hba-lan`: the application's clients on the local network.
+    if node.cfg.pg.hba_level == crate::config::HBA_LAN {
+        match lan_of(&node.cfg.hostname) {
+            Some(cidr) => rules.push(Rule {
+                ssl,
+                database: node.cfg.pg.dbname.clone(),
+                user: app_user,
+                address: cidr,
+                auth: auth.clone(),
+            }),
+            None => tracing::warn!(
+                "--pg-hba-lan: \"{}\" is not an address of a local interface, \
+                 no rule for the local network was added",
+                node.cfg.hostname
+            ),
+        }
+    }
     let mut hosts: Vec<String> = node.others.iter().map(|n| n.host.clone()).collect();
     hosts.push(node.cfg.hostname.clone());
     hosts.sort();
@@ -202,8 +237,7 @@ pub fn reset_copied_settings(pgdata: &Path) -> std::io::Result<()> {
 }
 
 async fn primary(node: &mut Node) -> Result<NodeAddr, ActionError> {
-    let (f, g) = (node.cfg.formation.clone(), node.state.group_id);
-    match node.monitor().await?.get_primary(&f, g).await? {
+    match super::peers::primary(node).await? {
         Some(p) if p.id != node.state.node_id => Ok(p),
         Some(_) => Err(ActionError::NotYet(
             "the monitor lists this node as the primary".into(),
@@ -361,8 +395,7 @@ pub async fn run(node: &mut Node, action: Action, goal: NodeState) -> Result<(),
             publish_system_identifier(node).await
         }
         BaseBackupFromStandby => {
-            let (f, g) = (node.cfg.formation.clone(), node.state.group_id);
-            let Some(src) = node.monitor().await?.most_advanced_standby(&f, g).await? else {
+            let Some(src) = super::peers::most_advanced_standby(node).await? else {
                 return Err(ActionError::NotYet(
                     "no standby has reported its LSN yet".into(),
                 ));
@@ -457,8 +490,7 @@ pub async fn run(node: &mut Node, action: Action, goal: NodeState) -> Result<(),
             Ok(())
         }
         ApplySyncStandbyNames => {
-            let (f, g) = (node.cfg.formation.clone(), node.state.group_id);
-            let names = node.monitor().await?.standby_names(&f, g).await?;
+            let names = super::peers::standby_names(node).await?;
             node.local().await?.set_standby_names(&names).await?;
             Ok(())
         }
@@ -546,6 +578,10 @@ async fn publish_system_identifier(node: &mut Node) -> Result<(), ActionError> {
     let ctl = crate::pg::control::controldata(&node.bin, &node.paths.pgdata)
         .map_err(|e| ActionError::NotYet(e.to_string()))?;
     node.state.system_identifier = ctl.system_identifier as i64;
+    if node.monitor_disabled() {
+        node.save_state();
+        return Ok(());
+    }
     let id = node.state.node_id;
     node.monitor()
         .await?
@@ -582,8 +618,7 @@ async fn init_primary(node: &mut Node) -> Result<(), ActionError> {
 
 /// Stream from the most advanced standby up to the LSN it reported.
 async fn fetch_missing_wal(node: &mut Node) -> Result<(), ActionError> {
-    let (f, g) = (node.cfg.formation.clone(), node.state.group_id);
-    let Some(src) = node.monitor().await?.most_advanced_standby(&f, g).await? else {
+    let Some(src) = super::peers::most_advanced_standby(node).await? else {
         return Ok(());
     };
     if src.id == node.state.node_id {

@@ -26,7 +26,12 @@ pub struct CreatePostgres {
     pub pghost: String,
     pub hostname: Option<String>,
     pub listen: String,
+    /// The monitor's URI, or [`crate::config::MONITOR_DISABLED`].
     pub monitor: String,
+    /// `--node-id`, with `--disable-monitor`.
+    pub node_id: Option<i64>,
+    /// `--pg-hba-lan`: HBA rules for the local network too.
+    pub pg_hba_lan: bool,
     pub formation: String,
     pub group: Option<i32>,
     pub name: String,
@@ -116,6 +121,9 @@ pub async fn create(opts: &CreatePostgres) -> anyhow::Result<(Node, bool)> {
         );
     }
 
+    if opts.monitor == crate::config::MONITOR_DISABLED {
+        return create_without_monitor(opts, paths, bin, sysid);
+    }
     let monitor = Monitor::connect(&opts.monitor, Duration::from_secs(10))
         .await
         .context("check the --monitor connection string, and that the monitor runs")?;
@@ -194,6 +202,47 @@ pub async fn create(opts: &CreatePostgres) -> anyhow::Result<(Node, bool)> {
     Ok((Node::new(cfg, paths, bin, state)?, true))
 }
 
+/// `create postgres --disable-monitor --node-id N`: the files of a node in
+/// state `init` with no monitor; `pg_autoctl do fsm assign` drives it from
+/// there (`single` runs initdb, `wait_standby` a base backup of the primary
+/// of the nodes file).
+fn create_without_monitor(
+    opts: &CreatePostgres,
+    paths: NodePaths,
+    bin: PgBin,
+    sysid: i64,
+) -> anyhow::Result<(Node, bool)> {
+    let node_id = opts.node_id.context("--disable-monitor needs --node-id")?;
+    let hostname = match &opts.hostname {
+        Some(h) => h.clone(),
+        None => crate::net::default_address().unwrap_or_else(|| "localhost".into()),
+    };
+    let assigned = crate::monitor::Assigned {
+        node_id,
+        group_id: 0,
+        goal: NodeState::Init,
+        candidate_priority: opts.candidate_priority,
+        replication_quorum: opts.replication_quorum,
+        name: if opts.name.is_empty() {
+            format!("node_{node_id}")
+        } else {
+            opts.name.clone()
+        },
+        lease_timeout_ms: None,
+        fence_timeout_ms: None,
+    };
+    let mut cfg = write_files(opts, &paths, &bin, hostname.clone(), sysid, &assigned)?;
+    cfg.group = None;
+    Config::Keeper(cfg.clone()).save(&paths.config)?;
+    tracing::info!(
+        "Created node {node_id} \"{}\" ({hostname}:{}) without a monitor, in state \"init\"",
+        assigned.name,
+        opts.pgport
+    );
+    let state = KeeperState::load(&paths.state)?.context("read back the state file")?;
+    Ok((Node::new(cfg, paths, bin, state)?, true))
+}
+
 /// Write the configuration and state files of a freshly registered node.
 fn write_files(
     opts: &CreatePostgres,
@@ -203,7 +252,10 @@ fn write_files(
     sysid: i64,
     assigned: &crate::monitor::Assigned,
 ) -> anyhow::Result<KeeperConfig> {
-    let (auth_method, hba_level) = PgSetup::hba_choice(opts.skip_hba, &opts.auth);
+    let (auth_method, mut hba_level) = PgSetup::hba_choice(opts.skip_hba, &opts.auth);
+    if opts.pg_hba_lan && !opts.skip_hba {
+        hba_level = crate::config::HBA_LAN.into();
+    }
     let cfg = KeeperConfig {
         monitor: opts.monitor.clone(),
         formation: opts.formation.clone(),

@@ -131,19 +131,26 @@ pub struct Heartbeat {
     pub lease: Lease,
     pub pg: Postgres,
     pub timeouts: crate::config::Timeouts,
-    pub monitor_uri: String,
+    /// The monitor's URI, as the configuration says now (`disable|enable
+    /// monitor` change it while the service runs).
+    pub monitor_uri: tokio::sync::watch::Receiver<String>,
     pub formation: String,
     pub node_id: i64,
 }
 
 impl Heartbeat {
     /// Report for the loop whenever it is late, forever.
-    pub fn spawn(self) {
+    pub fn spawn(mut self) {
         tokio::spawn(async move {
             let mut monitor: Option<Monitor> = None;
             loop {
                 tokio::time::sleep(PERIOD).await;
-                if !self.reporter.stale() {
+                if self.monitor_uri.has_changed().unwrap_or(false) {
+                    self.monitor_uri.mark_unchanged();
+                    monitor = None;
+                }
+                let uri = self.monitor_uri.borrow().clone();
+                if uri == crate::config::MONITOR_DISABLED || !self.reporter.stale() {
                     continue;
                 }
                 let _slot = self.reporter.slot().await;
@@ -152,9 +159,7 @@ impl Heartbeat {
                     continue;
                 }
                 if monitor.as_ref().is_none_or(|m| m.client().is_closed()) {
-                    monitor = Monitor::connect(&self.monitor_uri, super::MONITOR_TIMEOUT)
-                        .await
-                        .ok();
+                    monitor = Monitor::connect(&uri, super::MONITOR_TIMEOUT).await.ok();
                 }
                 let Some(m) = monitor.as_mut() else { continue };
                 let s = self.reporter.lock().clone();

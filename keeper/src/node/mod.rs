@@ -6,12 +6,14 @@
 //!   Postgres;
 //! * [`service`]: the node-active loop of `pg_autoctl run`;
 //! * [`heartbeat`]: its reports while it is busy with a long step;
-//! * [`create`]: `pg_autoctl create postgres`.
+//! * [`create`]: `pg_autoctl create postgres`;
+//! * [`peers`]: the other nodes, from the monitor or the nodes file.
 
 pub mod actions;
 pub mod create;
 pub mod heartbeat;
 pub mod lease;
+pub mod peers;
 pub mod service;
 
 use crate::config::KeeperConfig;
@@ -50,6 +52,8 @@ pub struct Node {
     pub metrics: Arc<NodeMetrics>,
     /// The report slot shared with the heartbeat.
     pub reporter: heartbeat::Reporter,
+    /// Without a monitor: the goal the state file held when last read.
+    pub assigned_on_disk: Option<pgaf_fsm::NodeState>,
 }
 
 impl Node {
@@ -77,6 +81,7 @@ impl Node {
             monitor_failures: 0,
             metrics,
             reporter,
+            assigned_on_disk: None,
         })
     }
 
@@ -110,7 +115,17 @@ impl Node {
     }
 
     pub fn save_state(&self) {
-        if let Err(e) = self.state.save(&self.paths.state) {
+        let mut state = self.state.clone();
+        if self.monitor_disabled() {
+            // Without a monitor the goal is written by `do fsm assign`: keep
+            // one written since we last read the file.
+            if let Ok(Some(disk)) = KeeperState::load(&self.paths.state) {
+                if Some(disk.assigned_role) != self.assigned_on_disk {
+                    state.assigned_role = disk.assigned_role;
+                }
+            }
+        }
+        if let Err(e) = state.save(&self.paths.state) {
             tracing::error!("{e}");
         }
     }
@@ -136,11 +151,21 @@ impl Node {
         }
     }
 
-    /// Refresh the list of the other nodes from the monitor. Returns
-    /// whether a node appeared, left or moved.
-    pub async fn refresh_others(&mut self) -> Result<bool, MonitorError> {
+    /// Whether this node runs without a monitor.
+    pub fn monitor_disabled(&self) -> bool {
+        self.cfg.monitor == crate::config::MONITOR_DISABLED
+    }
+
+    /// Refresh the list of the other nodes from the monitor, or from the
+    /// nodes file without a monitor. Returns whether a node appeared, left
+    /// or moved.
+    pub async fn refresh_others(&mut self) -> Result<bool, actions::ActionError> {
         let id = self.state.node_id;
-        let others = self.monitor().await?.get_other_nodes(id).await?;
+        let others = if self.monitor_disabled() {
+            crate::nodes_file::load(&self.paths.nodes, id)?
+        } else {
+            self.monitor().await?.get_other_nodes(id).await?
+        };
         self.lease.set_known_standbys(others.iter().map(|n| n.id));
         let key = |v: &[NodeAddr]| {
             let mut k: Vec<(i64, String, u16)> =

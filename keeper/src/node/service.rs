@@ -47,19 +47,28 @@ pub async fn run(
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sighup = signal(SignalKind::hangup())?;
 
+    // A wish of `pg_autoctl do pgctl off` does not outlive its service.
+    let _ = std::fs::remove_file(&node.paths.pg_status);
     node.lease.watch(node.pg.clone())?;
+    let (monitor_uri, uri_rx) = tokio::sync::watch::channel(node.cfg.monitor.clone());
     super::heartbeat::Heartbeat {
         reporter: node.reporter.clone(),
         lease: node.lease.clone(),
         pg: node.pg.clone(),
         timeouts: node.cfg.timeouts.clone(),
-        monitor_uri: node.cfg.monitor.clone(),
+        monitor_uri: uri_rx.clone(),
         formation: node.cfg.formation.clone(),
         node_id: node.state.node_id,
     }
     .spawn();
     let wake = Arc::new(Notify::new());
-    spawn_listener(&node, wake.clone());
+    spawn_listener(&node, uri_rx, wake.clone());
+    if node.monitor_disabled() {
+        tracing::info!(
+            "The monitor is disabled: the goal state comes from the state file (pg_autoctl do fsm assign), the other nodes from {}",
+            node.paths.nodes.display()
+        );
+    }
     spawn_witness_poller(&node);
     serve_metrics(&node)?;
 
@@ -78,7 +87,7 @@ pub async fn run(
             tokio::select! {
                 _ = sigterm.recv() => break Exit::Stopped,
                 _ = sigint.recv() => break Exit::Stopped,
-                _ = sighup.recv() => reload(&mut node),
+                _ = sighup.recv() => reload(&mut node, &monitor_uri).await,
                 _ = wake.notified() => {}
                 _ = tokio::time::sleep(pause) => {}
             }
@@ -136,15 +145,59 @@ pub async fn run(
     Ok(exit)
 }
 
-fn reload(node: &mut Node) {
+async fn reload(node: &mut Node, monitor_uri: &tokio::sync::watch::Sender<String>) {
     match crate::config::Config::load(&node.paths.config) {
         Ok(crate::config::Config::Keeper(cfg)) => {
             tracing::info!(
                 "Reloaded the configuration from {}",
                 node.paths.config.display()
             );
+            let ssl_changed = cfg.ssl != node.cfg.ssl;
+            if cfg.monitor != node.cfg.monitor {
+                let scrub = crate::monitor::scrub;
+                tracing::info!(
+                    "The monitor is now \"{}\"; it used to be \"{}\"",
+                    scrub(&cfg.monitor),
+                    scrub(&node.cfg.monitor)
+                );
+                if cfg.monitor == crate::config::MONITOR_DISABLED {
+                    // No monitor grants a lease any more: the node keeps its
+                    // role until told otherwise (`do fsm assign`).
+                    node.lease.set_enabled(false);
+                }
+                monitor_uri.send_replace(cfg.monitor.clone());
+                node.others_refreshed = None;
+                // `enable monitor` registered the node and wrote its node
+                // id, group and first goal.
+                if let Ok(Some(disk)) = crate::state::KeeperState::load(&node.paths.state) {
+                    if disk.node_id != node.state.node_id {
+                        tracing::warn!(
+                            "The node id is now {} (it was {}): restart pg_autoctl run",
+                            disk.node_id,
+                            node.state.node_id
+                        );
+                    }
+                    node.state.node_id = disk.node_id;
+                    node.state.group_id = disk.group_id;
+                    node.state.assigned_role = disk.assigned_role;
+                }
+            }
             node.cfg = cfg;
             node.drop_monitor();
+            if ssl_changed {
+                tracing::info!(
+                    "SSL is now {} with sslmode \"{}\": rewriting the Postgres settings",
+                    if node.cfg.ssl.active {
+                        "active"
+                    } else {
+                        "disabled"
+                    },
+                    node.cfg.ssl.sslmode
+                );
+                if let Err(e) = actions::configure(node).await {
+                    tracing::error!("Failed to apply the new SSL settings: {e}");
+                }
+            }
         }
         Ok(_) => tracing::error!(
             "{} is not a keeper configuration",
@@ -206,6 +259,9 @@ pub fn postgres_counts_as_running(
 }
 
 async fn iteration(node: &mut Node) -> Step {
+    if node.monitor_disabled() {
+        return iteration_without_monitor(node).await;
+    }
     // What Postgres says, and on a primary the standbys replying to it.
     let (meta, streaming) = if node.pg.status().ready {
         match node.local().await {
@@ -327,6 +383,59 @@ async fn iteration(node: &mut Node) -> Step {
         }
     };
 
+    act(node, reached_monitor, meta.as_ref()).await
+}
+
+/// One round without a monitor (`pg_autoctl.monitor = PG_AUTOCTL_DISABLED`):
+/// the goal is the assigned role of the state file, which `pg_autoctl do
+/// fsm assign` writes; the other nodes come from the nodes file.
+async fn iteration_without_monitor(node: &mut Node) -> Step {
+    match crate::state::KeeperState::load(&node.paths.state) {
+        Ok(Some(on_disk)) => {
+            if on_disk.assigned_role != node.state.assigned_role {
+                tracing::info!("Reaching new state \"{}\"", on_disk.assigned_role);
+            }
+            node.state.assigned_role = on_disk.assigned_role;
+            node.assigned_on_disk = Some(on_disk.assigned_role);
+        }
+        Ok(None) => {}
+        Err(e) => tracing::warn!(
+            "Keeping the goal state \"{}\": {e}",
+            node.state.assigned_role
+        ),
+    }
+    node.lease.set_enabled(false);
+    if node.state.current_role != NodeState::Init
+        && node.others_refreshed.is_none_or(|t| t.elapsed() > INTERVAL)
+    {
+        match node.refresh_others().await {
+            Ok(true) => {
+                if let Err(e) = actions::configure(node).await {
+                    tracing::warn!("Failed to update the HBA rules for the new list of nodes: {e}");
+                }
+            }
+            Ok(false) => {}
+            Err(e) => tracing::warn!("{e}"),
+        }
+    }
+    let meta = match node.pg.status().ready {
+        true => match node.local().await {
+            Ok(local) => local.metadata().await.ok(),
+            Err(_) => None,
+        },
+        false => None,
+    };
+    act(node, true, meta.as_ref()).await
+}
+
+/// Carry out the transition to the goal, or enforce the current state.
+/// `reached_monitor`: the goal is fresh (from the monitor, or the state
+/// file without one).
+async fn act(
+    node: &mut Node,
+    reached_monitor: bool,
+    meta: Option<&crate::pg::local::Metadata>,
+) -> Step {
     let current = node.state.current_role;
     let goal = node.state.assigned_role;
     let step = if goal != current {
@@ -340,7 +449,7 @@ async fn iteration(node: &mut Node) -> Step {
             }
         }
     } else {
-        if current == NodeState::Dropped && reached_monitor {
+        if current == NodeState::Dropped && reached_monitor && !node.monitor_disabled() {
             // The monitor knows we are done: it deletes the node.
             node.save_state();
             return Step::Dropped;
@@ -357,8 +466,7 @@ async fn iteration(node: &mut Node) -> Step {
         .set(node.state.current_role, node.state.group_id);
     node.save_state();
     let up = node.pg.status().ready;
-    node.metrics
-        .observe(&node.cfg, &node.state, up, meta.as_ref());
+    node.metrics.observe(&node.cfg, &node.state, up, meta);
     step
 }
 
@@ -452,6 +560,12 @@ fn transition_row(current: NodeState, goal: NodeState) -> Option<keeper::Transit
 
 /// Enforce what the current state expects of Postgres (spec/keeper.md §4.5).
 async fn ensure(node: &mut Node, reached_monitor: bool) -> Result<(), ActionError> {
+    use crate::cli::internal::pgctl::{read_wish, Wish};
+    if read_wish(&node.paths.pg_status) == Some(Wish::Stopped) {
+        // `pg_autoctl do pgctl off`: the operator wants it stopped.
+        node.pg.set_want(Want::Stopped);
+        return Ok(());
+    }
     match keeper::expect(node.state.current_role) {
         Expect::RunningPrimary => {
             if node.lease.valid() && (reached_monitor || !node.lease.enabled()) {
@@ -479,8 +593,7 @@ async fn ensure(node: &mut Node, reached_monitor: bool) -> Result<(), ActionErro
 
 /// A standby follows the monitor's current primary.
 async fn repoint(node: &mut Node) -> Result<(), ActionError> {
-    let (f, g) = (node.cfg.formation.clone(), node.state.group_id);
-    let Some(p) = node.monitor().await?.get_primary(&f, g).await? else {
+    let Some(p) = super::peers::primary(node).await? else {
         return Ok(());
     };
     if p.id == node.state.node_id {
@@ -540,21 +653,35 @@ async fn partition_check(node: &mut Node) {
 
 /// LISTEN on the monitor's `state` channel; wake the loop for changes in
 /// our group. Reconnects forever.
-fn spawn_listener(node: &Node, wake: Arc<Notify>) {
-    let uri = node.cfg.monitor.clone();
+fn spawn_listener(
+    node: &Node,
+    mut monitor_uri: tokio::sync::watch::Receiver<String>,
+    wake: Arc<Notify>,
+) {
     let formation = node.cfg.formation.clone();
     tokio::spawn(async move {
         loop {
-            match crate::monitor::listen(&uri, &["state"], super::MONITOR_TIMEOUT).await {
-                Ok((_client, mut rx)) => {
-                    while let Some((_, payload)) = rx.recv().await {
-                        match pgaf_fsm::notify::parse_state_payload(&payload) {
-                            Some(n) if n.formation == formation => wake.notify_one(),
-                            Some(_) => {}
-                            None => wake.notify_one(),
-                        }
-                    }
+            let uri = monitor_uri.borrow_and_update().clone();
+            if uri == crate::config::MONITOR_DISABLED {
+                if monitor_uri.changed().await.is_err() {
+                    return;
                 }
+                continue;
+            }
+            match crate::monitor::listen(&uri, &["state"], super::MONITOR_TIMEOUT).await {
+                Ok((_client, mut rx)) => loop {
+                    tokio::select! {
+                        n = rx.recv() => match n {
+                            Some((_, payload)) => match pgaf_fsm::notify::parse_state_payload(&payload) {
+                                Some(n) if n.formation != formation => {}
+                                _ => wake.notify_one(),
+                            },
+                            None => break,
+                        },
+                        // Another monitor, or none: listen there instead.
+                        _ = monitor_uri.changed() => break,
+                    }
+                },
                 Err(e) => tracing::debug!("Cannot listen to the monitor: {e}"),
             }
             tokio::time::sleep(Duration::from_secs(1)).await;

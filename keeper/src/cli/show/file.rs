@@ -84,20 +84,26 @@ fn control(cfg: &Config) -> Option<crate::pg::control::ControlData> {
     crate::pg::control::controldata(&bin, &cfg.pg().pgdata).ok()
 }
 
+/// The keeper's state as upstream's JSON shows it (`show file --state
+/// --contents --json`, the `state` object of `do fsm state`).
+pub fn state_json(state: &KeeperState, pg_control_version: u32) -> serde_json::Value {
+    json!({
+        "current_role": state.current_role.as_str(),
+        "assigned_role": state.assigned_role.as_str(),
+        "version": state.version,
+        "groupId": state.group_id,
+        "nodeId": state.node_id,
+        "last_monitor_contact": ctime(state.last_monitor_contact),
+        "last_secondary_contact": ctime(state.last_secondary_contact),
+        "pgversion": pg_control_version,
+    })
+}
+
 /// The state file as text lines (labels padded to 26 columns) or JSON.
 fn state_contents(state: &KeeperState, cfg: &Config, json_out: bool) -> String {
     let ctl = control(cfg).unwrap_or_default();
     if json_out {
-        return crate::cli::json::pretty(&json!({
-            "current_role": state.current_role.as_str(),
-            "assigned_role": state.assigned_role.as_str(),
-            "version": state.version,
-            "groupId": state.group_id,
-            "nodeId": state.node_id,
-            "last_monitor_contact": ctime(state.last_monitor_contact),
-            "last_secondary_contact": ctime(state.last_secondary_contact),
-            "pgversion": ctl.pg_control_version,
-        }));
+        return crate::cli::json::pretty(&state_json(state, ctl.pg_control_version));
     }
     let sysid = if state.system_identifier != 0 {
         state.system_identifier.to_string()
