@@ -308,7 +308,11 @@ pub fn main() -> i32 {
             }
         }
     } else if crate::privileges::is_root()
-        && matches!(cli.command, Command::Create(_) | Command::Run(_))
+        && matches!(
+            cli.command,
+            Command::Create(create::Create::Monitor(_) | create::Create::Postgres(_))
+                | Command::Run(_)
+        )
     {
         tracing::error!("Failed to set PGDATA either from the environment or from --pgdata");
         return exit::BAD_ARGS;
