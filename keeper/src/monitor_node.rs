@@ -203,7 +203,10 @@ pub fn configure(cfg: &MonitorConfig) -> anyhow::Result<()> {
         )?;
     }
     files::write_settings(pgdata, &settings(cfg))?;
-    if cfg.pg.hba_level != "skip" {
+    if cfg.pg.hba_level == "skip" {
+        // Even with --skip-pg-hba, pg_autoctl must reach its own Postgres.
+        hba::ensure(pgdata, &hba::own_tcp_rules(&cfg.pg.listen_addresses))?;
+    } else {
         let auth = if cfg.pg.auth_method.is_empty() {
             "trust"
         } else {
@@ -222,6 +225,7 @@ pub fn configure(cfg: &MonitorConfig) -> anyhow::Result<()> {
                 ..rules[0].clone()
             });
         }
+        rules.extend(hba::own_tcp_rules(&cfg.pg.listen_addresses));
         hba::ensure(pgdata, &rules)?;
     }
     Ok(())

@@ -911,10 +911,11 @@ impl Drop for Formation {
 }
 
 /// Address, port and `--listen` of a service: a free port on 127.0.0.1,
-/// or port 5432 on every address of its own host.
+/// or port 5432 on the address of its own host (which has no Unix
+/// socket: pg_autoctl reaches its Postgres over TCP on that address).
 fn placement(host: Option<&Host>) -> (String, u16, String) {
     match host {
-        Some(h) => (h.addr.to_string(), 5432, "*".into()),
+        Some(h) => (h.addr.to_string(), 5432, h.addr.to_string()),
         None => ("127.0.0.1".into(), free_port(), "127.0.0.1".into()),
     }
 }

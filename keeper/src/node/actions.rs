@@ -157,6 +157,7 @@ pub fn hba_rules(node: &Node) -> Vec<Rule> {
             ),
         }
     }
+    rules.extend(hba::own_tcp_rules(&node.cfg.pg.listen_addresses));
     let mut hosts: Vec<String> = node.others.iter().map(|n| n.host.clone()).collect();
     hosts.push(node.cfg.hostname.clone());
     hosts.sort();
@@ -199,6 +200,9 @@ pub async fn configure(node: &Node) -> Result<(), ActionError> {
     if node.cfg.pg.hba_level == "skip" {
         files::write_settings(pgdata, &settings(node))
             .map_err(io("write postgresql-auto-failover.conf"))?;
+        // Even with --skip-pg-hba, pg_autoctl must reach its own Postgres.
+        hba::ensure(pgdata, &hba::own_tcp_rules(&node.cfg.pg.listen_addresses))
+            .map_err(io("edit pg_hba.conf"))?;
         return Ok(());
     }
     let changed = files::write_settings(pgdata, &settings(node))

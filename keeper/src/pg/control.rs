@@ -11,6 +11,8 @@ pub struct PostmasterPid {
     pub pid: i32,
     pub port: u16,
     pub socket_dir: PathBuf,
+    /// The first of `listen_addresses` (`*`, an address, or empty).
+    pub listen: String,
     /// `starting`, `stopping`, `ready`, `standby`.
     pub status: String,
 }
@@ -30,6 +32,16 @@ impl PostmasterPid {
     pub fn ready(&self) -> bool {
         self.alive() && (self.status == "ready" || self.status == "standby")
     }
+
+    /// The address to reach it over TCP from this host: its first listen
+    /// address, loopback when it listens everywhere.
+    pub fn tcp_host(&self) -> String {
+        match self.listen.as_str() {
+            "" | "*" | "0.0.0.0" => "127.0.0.1".into(),
+            "::" => "::1".into(),
+            a => a.to_string(),
+        }
+    }
 }
 
 pub fn parse_postmaster_pid(text: &str) -> Option<PostmasterPid> {
@@ -38,6 +50,7 @@ pub fn parse_postmaster_pid(text: &str) -> Option<PostmasterPid> {
         pid: lines.first()?.trim().parse().ok()?,
         port: lines.get(3)?.trim().parse().ok()?,
         socket_dir: PathBuf::from(lines.get(4).map(|s| s.trim()).unwrap_or("")),
+        listen: lines.get(5).map(|s| s.trim().to_string()).unwrap_or_default(),
         status: lines
             .get(7)
             .map(|s| s.trim().to_string())
@@ -111,7 +124,16 @@ mod tests {
         let p = parse_postmaster_pid(text).unwrap();
         assert_eq!((p.pid, p.port, p.status.as_str()), (12345, 5433, "ready"));
         assert_eq!(p.socket_dir, PathBuf::from("/var/run/postgresql"));
+        assert_eq!(p.tcp_host(), "127.0.0.1");
         assert!(parse_postmaster_pid("garbage").is_none());
+        // PG_REGRESS_SOCK_DIR="": no socket directory, reached over TCP on
+        // the address it listens on.
+        let lan = text.replace("/var/run/postgresql", "").replace("127.0.0.1", "10.231.1.11");
+        let p = parse_postmaster_pid(&lan).unwrap();
+        assert!(p.socket_dir.as_os_str().is_empty());
+        assert_eq!(p.tcp_host(), "10.231.1.11");
+        let any = text.replace("127.0.0.1", "*");
+        assert_eq!(parse_postmaster_pid(&any).unwrap().tcp_host(), "127.0.0.1");
     }
 
     #[test]

@@ -26,6 +26,29 @@ fn quote_ident(s: &str) -> String {
     format!("\"{}\"", s.replace('"', "\"\""))
 }
 
+/// Without a Unix socket (`PG_REGRESS_SOCK_DIR=""`), pg_autoctl reaches
+/// its own Postgres over TCP on a listen address, as the OS user: the rules
+/// that let it in (none when a socket exists, or for wildcard addresses,
+/// whose loopback initdb's rules cover).
+pub fn own_tcp_rules(listen_addresses: &str) -> Vec<Rule> {
+    if !super::socket_dir_override().is_some_and(|d| d.is_empty()) {
+        return Vec::new();
+    }
+    let os_user = std::env::var("USER").unwrap_or_else(|_| "postgres".into());
+    listen_addresses
+        .split(',')
+        .map(str::trim)
+        .filter(|a| !a.is_empty() && !matches!(*a, "*" | "0.0.0.0" | "::" | "localhost"))
+        .map(|a| Rule {
+            ssl: false,
+            database: "all".into(),
+            user: os_user.clone(),
+            address: a.to_string(),
+            auth: "trust".into(),
+        })
+        .collect()
+}
+
 /// The address column for `host`: `/32` or `/128` on a bare IP.
 pub fn address(host: &str) -> String {
     match host.parse::<IpAddr>() {

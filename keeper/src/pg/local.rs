@@ -76,8 +76,9 @@ impl Local {
             // --pghost (or PGHOST): TCP, or another socket directory.
             Some(h) if h.starts_with('/') => cfg.host_path(h),
             Some(h) => cfg.host(h),
-            // A Postgres without a Unix socket is reached over TCP.
-            None if pm.socket_dir.as_os_str().is_empty() => cfg.host("127.0.0.1"),
+            // A Postgres without a Unix socket (PG_REGRESS_SOCK_DIR="") is
+            // reached over TCP, on the address it listens on.
+            None if pm.socket_dir.as_os_str().is_empty() => cfg.host(&pm.tcp_host()),
             None => cfg.host_path(&pm.socket_dir),
         };
         cfg.port(pm.port)
