@@ -482,7 +482,15 @@ impl Formation {
                 }
                 c
             }
-            Flavor::Upstream => crate::upstream::command(args, &self.dir.join("home"), host),
+            Flavor::Upstream => {
+                let mut c = crate::upstream::command(args, &self.dir.join("home"), host);
+                if self.debug {
+                    c.env("PG_AUTOCTL_DEBUG", "1");
+                } else {
+                    c.env_remove("PG_AUTOCTL_DEBUG");
+                }
+                c
+            }
         };
         for (k, v) in self.env() {
             c.env(k, v);

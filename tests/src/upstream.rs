@@ -40,6 +40,13 @@ impl Upstream {
     }
 }
 
+/// Upstream's files if [`upstream`] unpacked them in this process.
+pub fn unpacked() -> Option<&'static Upstream> {
+    UPSTREAM.get()
+}
+
+static UPSTREAM: OnceLock<Upstream> = OnceLock::new();
+
 /// The script that unpacks upstream (in the repository, next to this crate).
 fn script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/upstream.sh")
@@ -48,7 +55,6 @@ fn script() -> PathBuf {
 /// Upstream's files, unpacked on first use. Fails with the script's
 /// message when they cannot be (no apt, no network to the Debian mirror).
 pub fn upstream() -> &'static Upstream {
-    static UPSTREAM: OnceLock<Upstream> = OnceLock::new();
     UPSTREAM.get_or_init(|| {
         let script = script();
         let out = Command::new(&script)

@@ -321,30 +321,10 @@ async fn check(a: CheckArgs, g: Globals) -> CmdResult {
         let v = serde_json::json!({ "postgres": postgres, "config": ini_json(&cfg.to_ini()) });
         println!("{}", super::json::pretty(&v));
     } else {
-        let ctl = &postgres["control"];
-        let lines = [
-            ("pgdata", pg.pgdata.display().to_string()),
-            ("pg_ctl", pg.pg_ctl.display().to_string()),
-            ("pg_version", version),
-            ("pghost", pm.socket_dir.display().to_string()),
-            ("pgport", pm.port.to_string()),
-            ("proxyport", "0".into()),
-            ("pid", pm.pid.to_string()),
-            (
-                "is in recovery",
-                if in_recovery { "yes" } else { "no" }.into(),
-            ),
-            ("Control Version", ctl["version"].to_string()),
-            ("Catalog Version", ctl["catalog_version"].to_string()),
-            (
-                "System Identifier",
-                ctl["system_identifier"].as_str().unwrap_or("0").to_string(),
-            ),
-            ("Postmaster status", pm.status.clone()),
-        ];
-        for (k, v) in lines {
-            println!("{:<22}{v}", format!("{k}:"));
-        }
+        print!(
+            "{}",
+            super::internal::pgsetup::setup_lines(&cfg, &paths, Some(&pm), in_recovery)
+        );
     }
     Ok(())
 }

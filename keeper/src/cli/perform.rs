@@ -4,7 +4,7 @@
 //! is in place. Exit 12 (as upstream) when it is not within `--wait`.
 
 use super::api::{self, col, NodeRow};
-use super::exit::CmdResult;
+use super::exit::{self, CmdResult, Failure};
 use super::show::Target;
 use super::transitions::Transitions;
 use super::Globals;
@@ -75,7 +75,11 @@ async fn failover(a: FailoverArgs, g: Globals) -> CmdResult {
     let formation = target.formation(&a.formation);
     let monitor = target.connect().await?;
     let c = monitor.client();
-    let group = target.group(c, &formation, a.group).await?;
+    // A formation without nodes: upstream's exit code (3), not a usage error.
+    let group = target
+        .group(c, &formation, a.group)
+        .await
+        .map_err(|f| Failure::new(exit::BAD_STATE, f.error))?;
     tracing::info!("Targeting group {group} in formation \"{formation}\"");
     let nodes = api::current_state(c, &formation, Some(group)).await?;
     let old = primary(&nodes).map(|n| n.node_id);

@@ -50,7 +50,10 @@ pub fn parse_postmaster_pid(text: &str) -> Option<PostmasterPid> {
         pid: lines.first()?.trim().parse().ok()?,
         port: lines.get(3)?.trim().parse().ok()?,
         socket_dir: PathBuf::from(lines.get(4).map(|s| s.trim()).unwrap_or("")),
-        listen: lines.get(5).map(|s| s.trim().to_string()).unwrap_or_default(),
+        listen: lines
+            .get(5)
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default(),
         status: lines
             .get(7)
             .map(|s| s.trim().to_string())
@@ -128,7 +131,9 @@ mod tests {
         assert!(parse_postmaster_pid("garbage").is_none());
         // PG_REGRESS_SOCK_DIR="": no socket directory, reached over TCP on
         // the address it listens on.
-        let lan = text.replace("/var/run/postgresql", "").replace("127.0.0.1", "10.231.1.11");
+        let lan = text
+            .replace("/var/run/postgresql", "")
+            .replace("127.0.0.1", "10.231.1.11");
         let p = parse_postmaster_pid(&lan).unwrap();
         assert!(p.socket_dir.as_os_str().is_empty());
         assert_eq!(p.tcp_host(), "10.231.1.11");

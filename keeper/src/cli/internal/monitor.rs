@@ -191,16 +191,58 @@ async fn get_others(pgdata: &PgdataArg, g: Globals) -> CmdResult {
     Ok(())
 }
 
-async fn get_coordinator(pgdata: &PgdataArg, _g: Globals) -> CmdResult {
-    let (_, cfg) = keeper(pgdata)?;
-    Err(Failure::new(
-        exit::MONITOR,
-        anyhow::anyhow!(
-            "there's no known available coordinator node in formation \"{}\": coordinators \
-             are Citus nodes, and this pg_autoctl manages Postgres formations only",
-            cfg.formation
-        ),
-    ))
+/// The formation's coordinator: in a Postgres formation, the primary of
+/// group 0 (what the monitor's `get_coordinator` returns).
+async fn get_coordinator(pgdata: &PgdataArg, g: Globals) -> CmdResult {
+    let (paths, cfg) = keeper(pgdata)?;
+    let m = connect(&cfg).await?;
+    let rows = m
+        .client()
+        .query(
+            "SELECT node_host::text, node_port::int FROM pgautofailover.get_coordinator($1)",
+            &[&cfg.formation],
+        )
+        .await
+        .code(exit::MONITOR)?;
+    let row = match rows.as_slice() {
+        [row] => row,
+        [] => {
+            return Err(Failure::new(
+                exit::MONITOR,
+                anyhow::anyhow!(
+                    "the monitor returned an empty result set, there's no known available \
+                     coordinator node at this time in formation \"{}\"",
+                    cfg.formation
+                ),
+            ))
+        }
+        _ => {
+            return Err(Failure::new(
+                exit::MONITOR,
+                anyhow::anyhow!(
+                    "the monitor lists {} coordinators in formation \"{}\"",
+                    rows.len(),
+                    cfg.formation
+                ),
+            ))
+        }
+    };
+    let host: String = row.try_get(0).code(exit::MONITOR)?;
+    let port: i32 = row.try_get(1).code(exit::MONITOR)?;
+    if g.json {
+        println!(
+            "{}",
+            crate::cli::json::pretty(&json!({
+                "formation": cfg.formation,
+                "groupId": group(&cfg, &paths),
+                "host": host,
+                "port": port,
+            }))
+        );
+    } else {
+        println!("{} {host}:{port}", cfg.formation);
+    }
+    Ok(())
 }
 
 /// A report of the node's current state; returns the monitor's answer and
