@@ -78,7 +78,7 @@ impl Local {
             Some(h) => cfg.host(h),
             // A Postgres without a Unix socket (PG_REGRESS_SOCK_DIR="") is
             // reached over TCP, on the address it listens on.
-            None if pm.socket_dir.as_os_str().is_empty() => cfg.host(&pm.tcp_host()),
+            None if pm.socket_dir.as_os_str().is_empty() => cfg.host(pm.tcp_host()),
             None => cfg.host_path(&pm.socket_dir),
         };
         cfg.port(pm.port)
