@@ -155,6 +155,8 @@ pub async fn create(opts: &CreateMonitor) -> anyhow::Result<(MonitorConfig, Post
             );
         }
         tools::initdb(&bin, &paths.pgdata).await?;
+    } else {
+        crate::pg::debian::adopt(&paths.pgdata, bin.version_num()? / 10000)?;
     }
     paths.create_dirs()?;
     Config::Monitor(cfg.clone()).save(&paths.config)?;

@@ -592,7 +592,14 @@ impl Formation {
     /// the private PostgreSQL tree's binaries (the same as the system's).
     pub fn add_node_as(&mut self, flavor: Flavor, name: &str, extra: &[&str]) -> usize {
         let monitor = vec!["--monitor".to_string(), self.monitor_uri.clone()];
-        self.spawn_node(flavor, name, monitor, extra)
+        self.spawn_node(flavor, name, monitor, extra, None)
+    }
+
+    /// Start `pg_autoctl create postgres --run` for a node named `name`
+    /// whose PGDATA is `pgdata` (an existing cluster to adopt).
+    pub fn add_node_at(&mut self, name: &str, pgdata: PathBuf, extra: &[&str]) -> usize {
+        let monitor = vec!["--monitor".to_string(), self.monitor_uri.clone()];
+        self.spawn_node(Flavor::Ours, name, monitor, extra, Some(pgdata))
     }
 
     /// Start `pg_autoctl create postgres --disable-monitor --node-id <id>
@@ -604,7 +611,7 @@ impl Formation {
             "--node-id".to_string(),
             node_id.to_string(),
         ];
-        self.spawn_node(Flavor::Ours, name, args, &[])
+        self.spawn_node(Flavor::Ours, name, args, &[], None)
     }
 
     fn spawn_node(
@@ -613,14 +620,16 @@ impl Formation {
         name: &str,
         monitor: Vec<String>,
         extra: &[&str],
+        pgdata: Option<PathBuf>,
     ) -> usize {
         let host = self.lan.as_ref().map(|l| {
             l.add_host(name)
                 .unwrap_or_else(|e| panic!("cannot add host {name}: {e}"))
         });
         let (addr, port, listen) = placement(host.as_ref());
-        let pgdata = match self.disk_mb {
-            Some(mb) => {
+        let pgdata = match (pgdata, self.disk_mb) {
+            (Some(p), _) => p,
+            (None, Some(mb)) => {
                 let mnt = self.dir.join(format!("{name}.disk"));
                 fs::create_dir_all(&mnt).expect("create the mount point");
                 let out = Command::new("mount")
@@ -644,7 +653,7 @@ impl Formation {
                 self.mounts.push(mnt.clone());
                 mnt.join("pgdata")
             }
-            None => self.dir.join(name),
+            (None, None) => self.dir.join(name),
         };
         let mut args: Vec<String> = [
             "create",

@@ -105,6 +105,8 @@ pub async fn create(opts: &CreatePostgres) -> anyhow::Result<(Node, bool)> {
                     paths.pgdata.display()
                 );
             }
+            let major = bin.version_num()? / 10000;
+            crate::pg::debian::adopt(&paths.pgdata, major)?;
             let ctl = controldata(&bin, &paths.pgdata)?;
             sysid = ctl.system_identifier as i64;
             tracing::info!(

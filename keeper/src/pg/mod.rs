@@ -1,10 +1,12 @@
 //! Postgres on this node: its binaries, the files we manage in PGDATA, the
 //! supervised postmaster, the external tools (initdb, pg_basebackup,
-//! pg_rewind) and SQL against the local instance.
+//! pg_rewind) and SQL against the local instance; [`debian`] adopts the
+//! clusters of `pg_createcluster`.
 
 pub mod bin;
 pub mod cert;
 pub mod control;
+pub mod debian;
 pub mod files;
 pub mod hba;
 pub mod local;
