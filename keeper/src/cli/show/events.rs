@@ -21,6 +21,9 @@ pub struct EventsArgs {
     /// How many events to fetch, defaults to 10
     #[arg(long, default_value_t = 10, allow_negative_numbers = true)]
     pub count: i32,
+    /// Display an auto-updating dashboard (pg_autoctl watch)
+    #[arg(long)]
+    pub watch: bool,
 }
 
 /// One event, as the table prints it.

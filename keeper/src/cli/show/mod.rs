@@ -62,6 +62,22 @@ impl Show {
 pub async fn run(cmd: Show, g: Globals) -> CmdResult {
     match cmd {
         Show::Uri(a) => uri::run(a, g).await,
+        Show::State(a) if a.watch => {
+            let w = super::watch::WatchArgs {
+                target: a.target,
+                formation: a.formation,
+                group: a.group,
+            };
+            super::watch::run(w, g).await
+        }
+        Show::Events(a) if a.watch => {
+            let w = super::watch::WatchArgs {
+                target: a.target,
+                formation: a.formation,
+                group: a.group,
+            };
+            super::watch::run(w, g).await
+        }
         Show::State(a) => state::run(a, g).await,
         Show::Events(a) => events::run(a, g).await,
         Show::Settings(a) => settings::run(a, g).await,

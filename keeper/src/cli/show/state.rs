@@ -22,6 +22,9 @@ pub struct StateArgs {
     /// Show local data, do not connect to the monitor
     #[arg(long)]
     pub local: bool,
+    /// Display an auto-updating dashboard (pg_autoctl watch)
+    #[arg(long)]
+    pub watch: bool,
 }
 
 /// One line of the table.
