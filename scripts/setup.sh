@@ -10,6 +10,8 @@ PGRX_VERSION=0.18.1
 
 packages=(
     postgresql-15 postgresql-server-dev-15 postgresql-contrib
+    # pg_createcluster, for the Debian-cluster adoption test
+    postgresql-common
     clang libclang-dev pkg-config
     tmux procps iproute2 systemd
     # the fault tests: packet filters inside each host's network namespace
