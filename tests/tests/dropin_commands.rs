@@ -89,7 +89,7 @@ async fn the_commands_scripts_use() {
     let mut f = Formation::with_monitor().await;
     f.add_node("node1", &[]);
     f.wait_states(&[("node1", "single")], LIMIT).await;
-    f.add_node("node2", &[]);
+    f.add_node("node2", &["--pg-hba-lan", "--maximum-backup-rate", "50M"]);
     f.wait_states(&[("node1", "primary"), ("node2", "secondary")], LIMIT)
         .await;
     let n1 = f.node("node1").pgdata.display().to_string();
@@ -97,6 +97,39 @@ async fn the_commands_scripts_use() {
     let (p1, p2) = (f.node("node1").port, f.node("node2").port);
     let mon = f.monitor.pgdata.display().to_string();
     let uri = f.monitor_uri.clone();
+
+    // --pg-hba-lan: the application's database from the local network of
+    // --hostname (127.0.0.1 here: 127.0.0.0/8); the backup rate is kept.
+    let hba = std::fs::read_to_string(f.node("node2").pgdata.join("pg_hba.conf")).unwrap();
+    assert!(
+        hba.lines()
+            .any(|l| l.starts_with("host \"postgres\"") && l.contains("127.0.0.0/8")),
+        "{hba}"
+    );
+    assert_eq!(
+        run(
+            &f,
+            &["config", "get", "postgresql.hba_level", "--pgdata", &n2],
+            0
+        )
+        .trim(),
+        "app"
+    );
+    assert_eq!(
+        run(
+            &f,
+            &[
+                "config",
+                "get",
+                "replication.maximum_backup_rate",
+                "--pgdata",
+                &n2
+            ],
+            0
+        )
+        .trim(),
+        "50M"
+    );
 
     // Without PG_AUTOCTL_DEBUG there is no `do`.
     refused(
@@ -151,12 +184,13 @@ async fn the_commands_scripts_use() {
         0,
     ));
     assert_eq!(others[0]["node_id"], 2);
-    refused(
+    // The coordinator of a Postgres formation: the primary of group 0.
+    let coordinator = run(
         &f,
-        &["do", "monitor", "get", "coordinator", "--pgdata", &n1],
-        6,
-        "coordinator",
+        &["do", "monitor", "get", "coordinator", "--pgdata", &n2],
+        0,
     );
+    assert_eq!(coordinator.trim(), format!("default 127.0.0.1:{p1}"));
     let active = run(&f, &["do", "monitor", "active", "--pgdata", &n2], 0);
     assert_eq!(
         active.trim(),
