@@ -350,24 +350,73 @@ async fn follow(node: &mut Node, source: Option<&NodeAddr>, slot: bool) -> Resul
     Ok(())
 }
 
-/// The WAL of this node diverged from `primary` (it cannot stream from it).
-async fn streams_within(node: &Node, wait: Duration) -> bool {
+/// How long one walreceiver must stream for the standby to count as
+/// following its upstream: longer than `wal_retrieve_retry_interval` (1 s,
+/// `pg::files`), so that a walreceiver that connects, finds that the
+/// upstream's timeline forked before this node's last record, and exits
+/// (to start again a second later) is not taken for a healthy one.
+const STEADY_STREAMING: Duration = Duration::from_millis(1500);
+
+/// How a standby's walreceiver behaved while we watched it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Streaming {
+    /// One walreceiver streamed for [`STEADY_STREAMING`].
+    Steady,
+    /// Walreceivers connected and gave up again: the upstream answers but
+    /// its timeline forked before this node's last record (the WAL
+    /// diverged), which only a rewind repairs.
+    Flapping,
+    /// No walreceiver streamed at all (the upstream is unreachable, or not
+    /// ready yet).
+    Never,
+}
+
+/// Watch this standby's walreceiver for up to `wait`.
+async fn watch_streaming(node: &Node, wait: Duration) -> Streaming {
     let deadline = tokio::time::Instant::now() + wait;
+    let mut first: Option<(i32, tokio::time::Instant)> = None;
+    let mut receivers = 0u32;
     loop {
-        if let Ok(local) = node.local().await {
-            if local.streaming().await.unwrap_or(false) {
-                return true;
+        let receiver = match node.local().await {
+            Ok(local) => local.streaming_receiver().await.unwrap_or(None),
+            Err(_) => None,
+        };
+        let now = tokio::time::Instant::now();
+        match (receiver, first) {
+            (Some(pid), Some((seen, since))) if pid == seen => {
+                if now.duration_since(since) >= STEADY_STREAMING {
+                    return Streaming::Steady;
+                }
             }
+            (Some(pid), _) => {
+                receivers += 1;
+                first = Some((pid, now));
+            }
+            (None, _) => first = None,
         }
-        if tokio::time::Instant::now() >= deadline {
-            return false;
+        if now >= deadline {
+            return if receivers >= 2 {
+                Streaming::Flapping
+            } else {
+                Streaming::Never
+            };
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 
-/// pg_rewind against the primary, or a base backup when that fails.
-async fn rewind_or_backup(node: &mut Node, p: &NodeAddr) -> Result<(), ActionError> {
+/// Whether this standby streams steadily from its upstream within `wait`.
+async fn streams_within(node: &Node, wait: Duration) -> bool {
+    watch_streaming(node, wait).await == Streaming::Steady
+}
+
+/// pg_rewind against `p`, or a base backup of `p` (through our replication
+/// slot when `slot`) when that fails.
+async fn rewind_or_backup_from(
+    node: &mut Node,
+    p: &NodeAddr,
+    slot: bool,
+) -> Result<(), ActionError> {
     node.pg.ensure_stopped(STOP_TIMEOUT).await?;
     let pgdata = node.paths.pgdata.clone();
     if let Err(e) = tools::checkpoint(&upstream(node, p)).await {
@@ -381,10 +430,15 @@ async fn rewind_or_backup(node: &mut Node, p: &NodeAddr) -> Result<(), ActionErr
         }
         Err(e) => {
             tracing::warn!("pg_rewind failed ({e}): taking a base backup instead");
-            base_backup(node, p, true).await?;
+            base_backup(node, p, slot).await?;
         }
     }
     Ok(())
+}
+
+/// pg_rewind against the primary, or a base backup when that fails.
+async fn rewind_or_backup(node: &mut Node, p: &NodeAddr) -> Result<(), ActionError> {
+    rewind_or_backup_from(node, p, true).await
 }
 
 /// Carry out `action` for the transition to `goal`.
@@ -525,15 +579,26 @@ pub async fn run(node: &mut Node, action: Action, goal: NodeState) -> Result<(),
             sync_slots(node).await?;
             configure(node).await
         }
-        CheckTimeline => {
-            if streams_within(node, Duration::from_secs(5)).await {
-                Ok(())
-            } else {
+        CheckTimeline => match watch_streaming(node, Duration::from_secs(5)).await {
+            Streaming::Steady => Ok(()),
+            Streaming::Flapping => {
+                // The primary answers but will not stream to us: our WAL
+                // has records past its timeline's fork. Rewind to it.
+                let p = primary(node).await?;
+                tracing::warn!(
+                    "Cannot stream from node {}: rewinding to its timeline",
+                    p.id
+                );
+                rewind_or_backup(node, &p).await?;
+                follow(node, Some(&p), true).await?;
                 Err(ActionError::NotYet(
-                    "the standby does not stream from the primary yet".into(),
+                    "rewound to the primary's timeline: checking the stream again".into(),
                 ))
             }
-        }
+            Streaming::Never => Err(ActionError::NotYet(
+                "the standby does not stream from the primary yet".into(),
+            )),
+        },
         PrepareStandbySetup => {
             // A primary going to maintenance gets there before its successor
             // is promoted (the monitor waits for it): without another
@@ -629,6 +694,20 @@ async fn fetch_missing_wal(node: &mut Node) -> Result<(), ActionError> {
         return Ok(());
     }
     follow(node, Some(&src), false).await?;
+    if node.local().await?.replay_lsn().await? < src.lsn
+        && watch_streaming(node, Duration::from_secs(10)).await == Streaming::Flapping
+    {
+        // Our WAL forked from that standby's timeline (an old primary's
+        // last records): rewind to it first.
+        tracing::warn!(
+            "Cannot stream from node {} ({}:{}): rewinding to its timeline",
+            src.id,
+            src.host,
+            src.port
+        );
+        rewind_or_backup_from(node, &src, false).await?;
+        follow(node, Some(&src), false).await?;
+    }
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
         let reached = node.local().await?.replay_lsn().await?;

@@ -421,6 +421,20 @@ impl Local {
             .unwrap_or(Lsn::ZERO))
     }
 
+    /// The pid of a standby's walreceiver while it streams.
+    pub async fn streaming_receiver(&self) -> Result<Option<i32>, LocalError> {
+        let row = self
+            .client
+            .query_opt(
+                "SELECT pid FROM pg_stat_wal_receiver WHERE status = 'streaming'",
+                &[],
+            )
+            .await
+            .map_err(q("read pg_stat_wal_receiver"))?;
+        row.map(|r| r.try_get::<_, i32>(0).map_err(q("decode a result")))
+            .transpose()
+    }
+
     /// A standby's walreceiver streams from an upstream.
     pub async fn streaming(&self) -> Result<bool, LocalError> {
         let row = self
