@@ -273,3 +273,76 @@ async fn replacing_a_monitor_lost_for_good() {
     let c = f.node_client("node2").await;
     assert_all_present(&c, &acked).await;
 }
+
+/// Found by the fault campaign (seed 12, faults 110-111): an old primary
+/// whose WAL went past the new primary's fork was sent demoted ->
+/// report_lsn -> secondary. `report_lsn` had made it a standby already, so
+/// following the new primary did not rewind it, and one walreceiver that
+/// streamed for an instant (before finding the fork) passed for a healthy
+/// stream: the node stayed a standby that could never replay again. Driven
+/// here by hand, deterministically: the old primary takes writes its
+/// standby never receives, the standby is promoted, and the old primary
+/// goes through report_lsn to secondary. It must rewind and replay the new
+/// primary's writes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_old_primary_past_the_fork_rewinds_before_it_follows() {
+    let mut f = Formation::with_monitor().await;
+    f.debug = true;
+    f.add_node_without_monitor("node1", 1);
+    f.add_node_without_monitor("node2", 2);
+    wait_current(&mut f, "node1", "init").await;
+    wait_current(&mut f, "node2", "init").await;
+    set_nodes(&mut f, "node1");
+    assign(&mut f, "node1", "single");
+    insert(&mut f, "node1", 0..10).await;
+    assign(&mut f, "node2", "wait_standby");
+    assign(&mut f, "node1", "wait_primary");
+    assign(&mut f, "node2", "catchingup");
+    assign(&mut f, "node1", "primary");
+    assign(&mut f, "node2", "secondary");
+
+    // The standby stops; the primary takes writes it never receives.
+    ok(&mut f, "node2", &["do", "pgctl", "off"]);
+    let c = f.node_client("node1").await;
+    c.batch_execute(
+        "SET synchronous_commit = local; INSERT INTO t SELECT generate_series(1000, 1999)",
+    )
+    .await
+    .unwrap();
+    drop(c);
+    assign(&mut f, "node1", "demoted");
+    ok(&mut f, "node2", &["do", "pgctl", "on"]);
+
+    // The standby is promoted on a timeline that forks before those writes.
+    assign(&mut f, "node2", "prepare_promotion");
+    assign(&mut f, "node2", "stop_replication");
+    assign(&mut f, "node2", "wait_primary");
+    set_nodes(&mut f, "node2");
+    let acked = insert(&mut f, "node2", 100..150).await;
+
+    // The old primary joins an election, then follows the new primary.
+    assign(&mut f, "node1", "report_lsn");
+    assign(&mut f, "node1", "secondary");
+    let standby = f.node_client("node1").await;
+    let deadline = std::time::Instant::now() + LIMIT;
+    loop {
+        let rows = standby
+            .query("SELECT id FROM t WHERE id >= 100 AND id < 150", &[])
+            .await
+            .unwrap();
+        if rows.len() == acked.len() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "node1 does not replay node2's writes: it did not rewind"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let diverged: i64 = standby
+        .query_one("SELECT count(*) FROM t WHERE id >= 1000", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(diverged, 0, "node1 kept the writes of its old timeline");
+}
