@@ -1,5 +1,5 @@
 //! `ProceedGroupStateForMSFailover`: the multi-standby failover (election),
-//! steps M1–M6 of spec/monitor.md §7.3.
+//! steps M1–M6 of upstream's election.
 //!
 //! Departures from v2.2: every node that follows, or is about to follow,
 //! the old primary reports its LSN before a candidate is selected (v2.2
@@ -9,7 +9,7 @@
 //! for a candidate that is no longer being promoted take part in the next
 //! election (our keepers only); when the election concludes, every
 //! node of the group whose priority was lowered by `perform_failover` gets it
-//! back, not only the nodes in the candidate list (§16 item 14); and
+//! back, not only the nodes in the candidate list (upstream bug 14); and
 //! (ours) no election starts while the old primary acknowledged writes
 //! alone, in `wait_primary` or `single`.
 

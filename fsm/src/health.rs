@@ -1,7 +1,7 @@
-//! Health and data predicates over one node (spec/monitor.md §4), extended
+//! Health and data predicates over one node, extended
 //! with the keeper lease.
 //!
-//! Upstream bugs fixed here (spec/monitor.md §16 item 2): the
+//! Upstream bugs fixed here: the
 //! "keeper reported after the last bad health check" override of
 //! `IsHealthy` applies when that report is *less* than one second old (v2.2
 //! tested "at least one second"), and a node whose health was never checked
@@ -193,7 +193,7 @@ mod tests {
         assert!(!c.is_unhealthy(Some(&n)), "monitor started 5 s ago");
     }
 
-    /// spec/monitor.md §16 item 2: v2.2 trusted the keeper over a bad health
+    /// Upstream v2.2 trusted the keeper over a bad health
     /// check only when its report was at least a second old.
     #[test]
     fn bug_inverted_is_healthy_override_is_fixed() {
@@ -216,7 +216,7 @@ mod tests {
         );
     }
 
-    /// spec/monitor.md §16 item 2: with v2.2 a node whose health was never
+    /// With upstream v2.2, a node whose health was never
     /// checked could not become healthy until the first check.
     #[test]
     fn bug_unknown_health_trusts_the_keeper() {

@@ -1,6 +1,6 @@
 //! The keeper's transition table: for every (current, goal) pair the keeper
 //! knows how to reach, the ordered abstract actions it carries out on its
-//! Postgres (spec/keeper.md §4.3 with the 2.0 rows of §9.2). The keeper
+//! Postgres (upstream's table with its 2.0 rows). The keeper
 //! executes these actions; this module only describes them.
 //!
 //! Rows marked "ours" do not exist upstream: the monitor may retire an old
@@ -223,7 +223,7 @@ pub const TABLE: &[Transition] = &[
 ];
 
 /// What the keeper enforces on Postgres while it stays in a state ("ensure
-/// current state", spec/keeper.md §4.5).
+/// current state").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Expect {
     /// Postgres must run as a primary, but is only (re)started while the
@@ -307,7 +307,7 @@ mod tests {
         }
     }
 
-    /// The edges spec/monitor.md Appendix B lists for the upstream keeper.
+    /// The edges of upstream's keeper table.
     #[test]
     fn upstream_edges_are_all_present() {
         let edges: &[(NodeState, &[NodeState])] = &[

@@ -95,7 +95,7 @@ pub struct Node {
 }
 
 impl Node {
-    /// A freshly registered node, with the catalog defaults of §3.3.
+    /// A freshly registered node, with upstream's catalog defaults.
     pub fn new(id: i64, name: &str, host: &str, port: i32, now: Timestamp) -> Node {
         Node {
             id,

@@ -1,5 +1,5 @@
 //! The payload of a `state` notification, byte for byte as upstream writes
-//! it (spec/monitor.md §11.2), and its parser for clients (keeper, proxy,
+//! it, and its parser for clients (keeper, proxy,
 //! `pg_autoctl watch`).
 
 use crate::node::{Health, Node};
@@ -203,7 +203,7 @@ mod tests {
         n.reported = NodeState::Primary;
         n.goal = NodeState::Draining;
         n.health = Health::Good;
-        // Verbatim from spec/upstream-outputs/notify.txt.
+        // Verbatim from upstream 2.0's monitor.
         assert_eq!(
             state_payload("default", &n),
             r#"{"type": "state", "formation": "default", "groupId": 0, "nodeId": 2, "name": "nodeB", "host": "127.0.0.1", "port": 6011, "reportedState": "primary", "goalState": "draining", "health":"good"}"#

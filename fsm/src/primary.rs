@@ -1,6 +1,6 @@
 //! `ProceedGroupStateForPrimaryNode`: rules P1–P3 for a node in a primary
 //! state, including the P2 counting procedure that trades durability for
-//! availability through `number_sync_standbys` (spec/monitor.md §7.2).
+//! availability through `number_sync_standbys`.
 //!
 //! Departures from v2.2:
 //! * (as upstream's unreleased 2.3) P2b does not fall back to

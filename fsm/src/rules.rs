@@ -1,12 +1,12 @@
 //! `ProceedGroupState`: the group state machine evaluated for one active
-//! node, rule by rule in upstream's order (spec/monitor.md §7.1, rules G1–G8
+//! node, rule by rule in upstream's order (rules G1–G8
 //! and R1–R23; the Citus rules R13, R14, R19 and R20 are not implemented
 //! because this monitor serves pgsql formations only).
 //!
 //! Deliberate departures from v2.2, each pinned by a test named after the
 //! upstream bug:
 //! * a goal is only assigned when the keeper has a transition to it from the
-//!   node's reported state (§16 item 17): a lone node that never got a copy
+//!   node's reported state (upstream bug 17): a lone node that never got a copy
 //!   of the data is not made `single`, a lone priority-0 node converged in a
 //!   writable state stays `single`, a dead primary converged in
 //!   `wait_primary` (or `single`) is not sent to `draining` nor to
@@ -14,9 +14,9 @@
 //! * a state another node converged to only proves that node is fenced when
 //!   it was reported after the goal was assigned (a goal set back to the last
 //!   reported state is ambiguous: the keeper may have moved on meanwhile);
-//! * G5 assigns `report_lsn` once, not on every heartbeat (§16 item 4);
+//! * G5 assigns `report_lsn` once, not on every heartbeat (upstream bug 4);
 //! * G7 no longer fails every heartbeat of a group without a primary: it
-//!   starts an election (§16 item 5);
+//!   starts an election (upstream bug 5);
 //! * R1/R2 send a standby parked in `report_lsn` back to a healthy primary
 //!   in any primary state, not only a converged one, and not while another
 //!   node is already being promoted.

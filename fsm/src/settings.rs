@@ -1,4 +1,4 @@
-//! The monitor's settings (the `pgautofailover.*` GUCs of spec/monitor.md §14
+//! The monitor's settings (the `pgautofailover.*` GUCs
 //! plus our lease settings) and the clock the state machine reads.
 
 use crate::node::{ms, Timestamp};

@@ -1,5 +1,5 @@
 //! `synchronous_standby_names`: the value the monitor computes for a group's
-//! primary (spec/monitor.md §9.1), and the standby naming scheme.
+//! primary, and the standby naming scheme.
 
 use crate::effect::{MonitorError, Result, SqlState};
 use crate::node::Group;
@@ -13,8 +13,8 @@ pub fn standby_name(id: i64) -> String {
 /// The value of `synchronous_standby_names` for the group's primary.
 ///
 /// Departures from v2.2: without a primary the answer is no crash
-/// (§16 item 12), and standbys of equal priority are listed by node id
-/// (§16 item 8). Ours: while a failover runs (no node has a writable goal),
+/// (upstream bug 12), and standbys of equal priority are listed by node id
+/// (upstream bug 8). Ours: while a failover runs (no node has a writable goal),
 /// the answer is for the old primary being demoted and lists every standby
 /// of the quorum whatever its state: a keeper that applies it on its way
 /// to `primary` (a goal it received before the failover began) never

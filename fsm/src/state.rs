@@ -1,6 +1,6 @@
 //! The 22 node states of pg_auto_failover (`pgautofailover.replication_state`),
 //! spelled exactly as upstream, and the classification helpers every component
-//! uses to reason about them (spec/monitor.md §2).
+//! uses to reason about them.
 
 use std::fmt;
 use std::str::FromStr;
@@ -116,7 +116,7 @@ impl NodeState {
     }
 
     /// The connection type `pg_autoctl show state` prints for a node in this
-    /// state (spec/keeper.md §7.1).
+    /// state.
     pub const fn connection_type(self) -> &'static str {
         match self {
             Single | Primary | WaitPrimary | JoinPrimary | PrepareMaintenance | ApplySettings => {

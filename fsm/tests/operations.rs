@@ -1,4 +1,4 @@
-//! Operator functions (spec/monitor.md §8, walkthroughs §15.7–§15.9) and the
+//! Operator functions (upstream's walkthroughs of maintenance, priorities and removal) and the
 //! lease-based failover of our keepers.
 
 #![allow(clippy::unwrap_used)] // tests: a panic is a failure report

@@ -1,4 +1,4 @@
-//! One table row per rule of the group state machine (spec/monitor.md §7):
+//! One table row per rule of the group state machine:
 //! a hand-made group snapshot, the node that calls `node_active` (repeating
 //! its reported state), the goal states expected afterwards and the event
 //! description the rule writes.

@@ -1,6 +1,6 @@
-//! Each upstream v2.2 bug listed in spec/monitor.md §16 that this monitor
+//! Each upstream v2.2 bug known upstream that this monitor
 //! fixes on purpose, pinned by a test named after it. (The health-predicate
-//! fixes of §16 item 2 are tested in `src/health.rs`.)
+//! fixes of upstream bug 2 are tested in `src/health.rs`.)
 
 #![allow(clippy::unwrap_used)] // tests: a panic is a failure report
 
@@ -11,7 +11,7 @@ use pgaf_fsm::api::{self, Report};
 use pgaf_fsm::standby_names::synchronous_standby_names;
 use pgaf_fsm::{Health, Lsn, NodeState::*, SqlState};
 
-/// §16 item 1: v2.2 ran the state machine on the caller's previous report,
+/// upstream bug 1: v2.2 ran the state machine on the caller's previous report,
 /// so a standby that just said "my Postgres is down" could still be promoted.
 #[test]
 fn bug_stale_report_decides_the_failover() {
@@ -43,7 +43,7 @@ fn bug_stale_report_decides_the_failover() {
     );
 }
 
-/// §16 item 3: the goal the election assigns to the calling node was only
+/// upstream bug 3: the goal the election assigns to the calling node was only
 /// returned on its next call.
 #[test]
 fn bug_returned_goal_lags_one_heartbeat() {
@@ -52,7 +52,7 @@ fn bug_returned_goal_lags_one_heartbeat() {
     assert_eq!(s.report(2, Secondary), ReportLsn);
 }
 
-/// §16 item 4: a lone priority-0 node got `report_lsn` re-assigned, with an
+/// upstream bug 4: a lone priority-0 node got `report_lsn` re-assigned, with an
 /// event, on every heartbeat.
 #[test]
 fn bug_lone_priority_zero_node_floods_events() {
@@ -69,7 +69,7 @@ fn bug_lone_priority_zero_node_floods_events() {
     assert_eq!(s.events.len(), mark + 1, "only the report of the new state");
 }
 
-/// §16 item 5 (and the forced-removal quirk of §15.9): removing the primary
+/// upstream bug 5 (and the forced-removal quirk): removing the primary
 /// by force left a group without primary whose every heartbeat failed with
 /// "ProceedGroupState couldn't find the primary node".
 #[test]
@@ -88,7 +88,7 @@ fn bug_group_without_primary_fails_every_heartbeat() {
     assert_eq!(s.report(winner, PreparePromotion), WaitPrimary);
 }
 
-/// §16 item 12: synchronous_standby_names in a two-node group without a
+/// upstream bug 12: synchronous_standby_names in a two-node group without a
 /// writable node crashed v2.2. It answers for the old primary being
 /// demoted, and keeps its standby: whatever it still applies cannot release
 /// a commit (see `bug_demoted_primary_releases_commits_during_a_failover`).
@@ -127,7 +127,7 @@ fn bug_demoted_primary_releases_commits_during_a_failover() {
     );
 }
 
-/// §16 item 13: stop_maintenance on a node left alone in its group did
+/// upstream bug 13: stop_maintenance on a node left alone in its group did
 /// nothing; it now rejoins through report_lsn and becomes single.
 #[test]
 fn bug_stop_maintenance_alone_is_a_no_op() {
@@ -142,7 +142,7 @@ fn bug_stop_maintenance_alone_is_a_no_op() {
     assert_eq!(s.report(2, ReportLsn), Single);
 }
 
-/// §16 item 14: the old primary penalised by perform_failover kept a negative
+/// upstream bug 14: the old primary penalised by perform_failover kept a negative
 /// candidate priority forever when it was not in the candidate list.
 #[test]
 fn bug_negative_priority_leaks() {
@@ -162,7 +162,7 @@ fn bug_negative_priority_leaks() {
     assert_eq!(s.node(1).candidate_priority, 50);
 }
 
-/// §16 item 15: perform_failover promoted a priority-0 standby of a
+/// upstream bug 15: perform_failover promoted a priority-0 standby of a
 /// two-node group, and drained a primary with no candidate to replace it.
 #[test]
 fn bug_failover_to_a_standby_that_cannot_be_promoted() {
@@ -198,7 +198,7 @@ fn bug_failover_to_a_standby_that_cannot_be_promoted() {
     assert!(err.message.contains("has candidate priority 0"));
 }
 
-/// §16 item 16: removing a standby lowered number_sync_standbys assuming the
+/// upstream bug 16: removing a standby lowered number_sync_standbys assuming the
 /// primary takes part in the quorum.
 #[test]
 fn bug_remove_node_miscounts_quorum_standbys() {
@@ -214,7 +214,7 @@ fn bug_remove_node_miscounts_quorum_standbys() {
     assert_eq!(s.group.formation.number_sync_standbys, 1);
 }
 
-/// §16 item 17: v2.2 assigned goals the keeper has no transition for (here
+/// upstream bug 17: v2.2 assigned goals the keeper has no transition for (here
 /// `draining` to a dead primary converged in `wait_primary`, issue #1168), so
 /// the failover never completed. Checked systematically by the model check.
 ///
@@ -256,7 +256,7 @@ fn bug_unreachable_goal_for_a_dead_wait_primary() {
 }
 
 /// Registration: v2.2 refused a first node with candidate priority 0 with
-/// 55006, which pg_autoctl retries forever (spec/monitor.md §9.5).
+/// 55006, which pg_autoctl retries forever.
 #[test]
 fn bug_first_node_with_priority_zero_is_refused_forever() {
     let mut s = Sim::new();

@@ -1,6 +1,6 @@
-//! The scenario walkthroughs of spec/monitor.md §15, replayed step by step
+//! Scenario walkthroughs of upstream's monitor, replayed step by step
 //! through the monitor's operations, checking states and event texts; and the
-//! upstream switchover of spec/upstream-outputs/notify.txt replayed
+//! upstream switchover, as its monitor notified it, replayed
 //! notification by notification.
 
 #![allow(clippy::unwrap_used)] // tests: a panic is a failure report
@@ -348,7 +348,7 @@ fn two_node_switchover() {
     assert_eq!(s.report(2, WaitPrimary), Primary);
 }
 
-/// spec/upstream-outputs/notify.txt: a switchover from nodeB to nodeA in a
+/// What upstream 2.0's monitor notified for a switchover from nodeB to nodeA in a
 /// three-node formation, as a listener on `state` and `log` received it.
 #[test]
 fn upstream_switchover_notifications_are_reproduced_byte_for_byte() {

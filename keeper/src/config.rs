@@ -1,6 +1,6 @@
 //! `pg_autoctl.cfg`: the configuration of a keeper or a monitor node, with
-//! upstream's sections and keys in upstream's order (spec/keeper.md §3.2,
-//! §3.3). Read into typed structs once, written back atomically.
+//! upstream's sections and keys in upstream's order. Read into typed structs
+//! once, written back atomically.
 
 use crate::ini::Ini;
 use std::path::{Path, PathBuf};

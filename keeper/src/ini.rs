@@ -1,6 +1,6 @@
 //! The INI format of `pg_autoctl.cfg`: sections in a fixed order,
 //! `key = value` lines, a blank line between sections, empty string values
-//! omitted (spec/keeper.md §3.2).
+//! omitted.
 
 use std::fmt::Write;
 

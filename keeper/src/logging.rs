@@ -1,5 +1,4 @@
-//! Log lines on stderr as upstream writes them: `HH:MM:SS <pid> LEVEL message`
-//! (spec/keeper.md §1.4); results go to stdout.
+//! Log lines on stderr as upstream writes them: `HH:MM:SS <pid> LEVEL message`; results go to stdout.
 
 use std::fmt;
 use tracing::{Event, Level, Subscriber};

@@ -1,5 +1,4 @@
-//! The monitor's SQL API as the keeper and the CLI use it (spec/keeper.md
-//! §6.1), and `LISTEN state` for notifications.
+//! The monitor's SQL API as the keeper and the CLI use it, and `LISTEN state` for notifications.
 
 use futures_util::StreamExt;
 use pgaf_fsm::{Lsn, NodeState};

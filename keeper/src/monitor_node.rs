@@ -1,6 +1,6 @@
 //! The monitor node: `pg_autoctl create monitor` (initdb, settings, HBA,
 //! database `pg_auto_failover`, the `pgautofailover` extension) and the
-//! service that supervises its Postgres (spec/keeper.md §2.1, §5).
+//! service that supervises its Postgres.
 
 use crate::config::{Config, MonitorConfig, PgSetup, Ssl};
 use crate::paths::NodePaths;

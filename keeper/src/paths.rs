@@ -1,4 +1,4 @@
-//! Where `pg_autoctl` keeps its files (spec/keeper.md §3.1): every per-node
+//! Where `pg_autoctl` keeps its files: every per-node
 //! file lives under a directory named after the absolute PGDATA path inside
 //! an XDG base directory plus `pg_autoctl/`.
 

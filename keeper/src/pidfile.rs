@@ -1,4 +1,4 @@
-//! The pidfile of a running `pg_autoctl` service (spec/keeper.md §3.6): one
+//! The pidfile of a running `pg_autoctl` service: one
 //! service per PGDATA. Line 1 is our pid, line 2 PGDATA, then the
 //! pg_autoctl and extension versions, the (unused) log semaphore id and one
 //! `<pid> <service>` line per service. `stop`, `reload` and `status` read

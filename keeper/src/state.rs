@@ -1,6 +1,6 @@
 //! The keeper's state file: its current and assigned roles, its node id and
 //! group, and what it remembers between runs. JSON, written atomically (we
-//! never share state files with the C implementation, spec/keeper.md §3.4).
+//! never share state files with the C implementation).
 
 use pgaf_fsm::NodeState;
 use serde::{Deserialize, Serialize};

@@ -1,4 +1,4 @@
-//! The `pgautofailover.*` settings (spec/monitor.md §14, all PGC_SIGHUP),
+//! The `pgautofailover.*` settings (all PGC_SIGHUP),
 //! plus ours: the keeper lease timeouts, how long a standby vouches for its
 //! primary, how soon a stalled standby is counted out, and the worker's
 //! evaluation period (docs/failover.md).

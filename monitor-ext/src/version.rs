@@ -1,5 +1,4 @@
-//! The extension version check every C entry point runs first
-//! (spec/monitor.md §12.3). This library serves the identical SQL API of
+//! The extension version check every C entry point runs first. This library serves the identical SQL API of
 //! versions 2.0, 2.1 and 2.2; the check is skipped when
 //! `pgautofailover.enable_version_checks` is off.
 

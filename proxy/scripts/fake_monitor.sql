@@ -1,7 +1,7 @@
 -- A stand-in for the pg_auto_failover monitor, for manual checks and
 -- benchmarks of pg_autoproxy without keepers: the parts of the SQL API the
--- proxy uses (spec/monitor.md §12 current_state(formation, group) and the §11.2
--- `state` NOTIFY payload), over a plain table you update by hand:
+-- proxy uses (current_state(formation, group) and the `state` NOTIFY
+-- payload), over a plain table you update by hand:
 --
 --   UPDATE pgautofailover.node SET goalstate = 'draining' WHERE nodeid = 1;
 --

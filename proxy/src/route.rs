@@ -3,7 +3,7 @@
 //!
 //! * [`decide`] is the pure function: from the monitor's rows for one
 //!   formation group it picks the primary — the single node whose goal
-//!   **and** reported states can take writes (spec/monitor.md §2.3) — and
+//!   **and** reported states can take writes — and
 //!   the healthy secondaries ordered by lag. Anything ambiguous means "no
 //!   primary", with the reason clients will be told.
 //! * [`GroupRoute`] holds the published [`Snapshot`] of one formation group

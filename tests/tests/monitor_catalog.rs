@@ -1,7 +1,6 @@
 //! The catalog and SQL surface against upstream 2.0: `\df` and `\d` output
 //! byte for byte (tests/fixtures), flags and grants, GUCs, the version and
-//! the upgrade path, argument errors, and our deliberate departures
-//! (spec/monitor.md §16 items 8–11).
+//! the upgrade path, argument errors, and our deliberate departures.
 #![cfg(feature = "integration")]
 
 use pgaf_tests::cluster::{pg_bin, Cluster, QUIET};
@@ -426,7 +425,7 @@ async fn argument_errors_are_clear() {
     );
 }
 
-/// spec/monitor.md §16 items 8–11: our deliberate departures.
+/// Our deliberate departures from upstream's catalog.
 #[tokio::test]
 async fn departures_from_upstream() {
     let cluster = Cluster::monitor(QUIET).await;

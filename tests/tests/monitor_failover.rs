@@ -1,7 +1,6 @@
 //! Failovers through `node_active` as keepers drive them: a dead primary
 //! with two and with three nodes (election, report_lsn, fast_forward), and
-//! the operator's perform_failover and perform_promotion
-//! (spec/monitor.md §8.1, §8.2, §15.5–15.7).
+//! the operator's perform_failover and perform_promotion.
 #![cfg(feature = "integration")]
 
 use pgaf_tests::cluster::{Cluster, QUIET};

@@ -2,7 +2,7 @@
 //! Postgres (good, then bad once it is killed, timed at default settings),
 //! a black-holed node that must not delay the others, and the periodic
 //! evaluation that acts on an expired keeper lease without waiting for a
-//! heartbeat (spec/monitor.md §10; our lease extension).
+//! heartbeat (our lease extension).
 #![cfg(feature = "integration")]
 
 use pgaf_tests::cluster::Cluster;

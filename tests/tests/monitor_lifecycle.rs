@@ -1,5 +1,5 @@
 //! The single-standby life cycle through `node_active`, exactly as two
-//! keepers drive it (spec/monitor.md §15.1–15.2): single → wait_primary +
+//! keepers drive it: single → wait_primary +
 //! wait_standby → catchingup → primary + secondary, with every event row and
 //! every NOTIFY payload checked byte for byte.
 #![cfg(feature = "integration")]

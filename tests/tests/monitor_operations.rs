@@ -1,7 +1,6 @@
 //! Operator functions as `pg_autoctl` uses them, with keepers carrying out
 //! the goals: maintenance of a standby and of the primary, candidate
-//! priority 0 everywhere, node removal, and number_sync_standbys changes
-//! (spec/monitor.md §8.3–8.6, §9, §15.8–15.9).
+//! priority 0 everywhere, node removal, and number_sync_standbys changes.
 #![cfg(feature = "integration")]
 
 use pgaf_tests::cluster::{Cluster, QUIET};

@@ -1,7 +1,7 @@
 //! `perform_failover` and `perform_promotion`: operator-triggered failovers
-//! and switchovers (spec/monitor.md §8.1, §8.2).
+//! and switchovers.
 //!
-//! Departure from v2.2 (§16 item 15): a failover is refused when no standby
+//! Departure from v2.2 (upstream bug 15): a failover is refused when no standby
 //! could be promoted: with two nodes the standby must be healthy, within
 //! `promote_wal_log_threshold` of the primary like an automatic failover, and
 //! have a candidate priority above 0 (v2.2 promoted a priority-0 standby), with

@@ -1,4 +1,4 @@
-//! Health-check results (spec/monitor.md §10.3) and the monitor's timer,
+//! Health-check results and the monitor's timer,
 //! which evaluates a group without waiting for a heartbeat so that lease
 //! expiries are acted upon at once.
 

@@ -1,9 +1,9 @@
-//! `start_maintenance` and `stop_maintenance` (spec/monitor.md §8.3, §8.4).
+//! `start_maintenance` and `stop_maintenance`.
 //!
 //! Departures from v2.2: a standby is only put in maintenance from a stable
 //! standby state (its keeper could not leave `report_lsn` for it); stopping
 //! maintenance on a node left alone in its group sends it to `report_lsn`,
-//! from where it becomes `single`, instead of doing nothing (§16 item 13).
+//! from where it becomes `single`, instead of doing nothing (upstream bug 13).
 
 use super::{transaction, Outcome};
 use crate::effect::{MonitorError, NoticeLevel, Result, SqlState};

@@ -1,10 +1,9 @@
-//! `node_active`: a keeper reports its state and receives its goal
-//! (spec/monitor.md §5).
+//! `node_active`: a keeper reports its state and receives its goal.
 //!
 //! Departures from v2.2, both pinned by tests: the state machine decides on
-//! the report it just received, not on the previous one (§16 item 1), and
+//! the report it just received, not on the previous one (upstream bug 1), and
 //! the goal returned is the one persisted, even when the election assigned it
-//! through another node's evaluation (§16 item 3).
+//! through another node's evaluation (upstream bug 3).
 
 use super::{transaction, Outcome};
 use crate::effect::{MonitorError, Result, SqlState};

@@ -1,5 +1,4 @@
-//! `register_node`: the choice of a new node's first goal state
-//! (spec/monitor.md §6).
+//! `register_node`: the choice of a new node's first goal state.
 //!
 //! Departure from v2.2: the first node of a group becomes `single` whatever
 //! its candidate priority; v2.2 answered 55006 to a first node with priority

@@ -1,10 +1,10 @@
-//! `remove_node`: the two-phase drop protocol (spec/monitor.md §8.5).
+//! `remove_node`: the two-phase drop protocol.
 //!
 //! Departures from v2.2: a forced removal of the primary still starts the
 //! election among the remaining nodes, instead of leaving a group without a
-//! primary whose every heartbeat fails (§16 item 5); the automatic
+//! primary whose every heartbeat fails (upstream bug 5); the automatic
 //! `number_sync_standbys` adjustment counts the standbys that will remain,
-//! without assuming the primary participates in the quorum (§16 item 16).
+//! without assuming the primary participates in the quorum (upstream bug 16).
 
 use super::{transaction, Outcome};
 use crate::effect::Result;

@@ -1,6 +1,6 @@
 //! Replication settings changed by the operator: candidate priority,
 //! replication quorum and `number_sync_standbys`, applied by the primary
-//! through `apply_settings` (spec/monitor.md §8.6).
+//! through `apply_settings`.
 //!
 //! Departure from v2.2: the primary is only sent to `apply_settings` from a
 //! state its keeper can leave for it (`primary` or `wait_primary`); otherwise

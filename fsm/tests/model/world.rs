@@ -546,7 +546,7 @@ impl World {
         Ok(())
     }
 
-    /// "Ensure current state" (spec/keeper.md §4.5), by the shared table.
+    /// "Ensure current state", by the shared table.
     fn ensure(&mut self, i: usize) {
         use keeper::Expect;
         let s = self.keepers[i].current;

@@ -1,4 +1,4 @@
-//! `pg_autoctl config get|set|check` (spec/keeper.md §2.3): read and change
+//! `pg_autoctl config get|set|check`: read and change
 //! `pg_autoctl.cfg` one key at a time, and check that the node's setup
 //! works (local Postgres, its settings, the monitor).
 //!

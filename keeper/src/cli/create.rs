@@ -1,5 +1,4 @@
-//! `pg_autoctl create monitor` and `pg_autoctl create postgres`
-//! (spec/keeper.md §2.1): check the options, then hand over to
+//! `pg_autoctl create monitor` and `pg_autoctl create postgres`: check the options, then hand over to
 //! [`crate::monitor_node::create`] or [`crate::node::create`]. Without
 //! `--run` the command returns once the node is initialised, with Postgres
 //! stopped again; with `--run` it goes on as `pg_autoctl run`.

@@ -1,5 +1,4 @@
-//! `pg_autoctl drop node` and `pg_autoctl drop monitor` (spec/keeper.md
-//! §2.2, §5.5).
+//! `pg_autoctl drop node` and `pg_autoctl drop monitor`.
 //!
 //! `drop node --pgdata D` on the node's host: the monitor assigns the node
 //! `dropped`; its running service stops Postgres, reports `dropped` (the

@@ -1,4 +1,4 @@
-//! Exit codes, upstream's values (spec/keeper.md §1.3), and the error type
+//! Exit codes, upstream's values, and the error type
 //! every command returns: what went wrong plus the code to exit with.
 
 /// Success, or asked to stop.

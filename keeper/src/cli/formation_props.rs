@@ -1,5 +1,4 @@
-//! `pg_autoctl get|set formation number-sync-standbys` (spec/keeper.md
-//! §2.6): how many standbys must acknowledge each commit. `set` waits for
+//! `pg_autoctl get|set formation number-sync-standbys`: how many standbys must acknowledge each commit. `set` waits for
 //! the primary to apply the new `synchronous_standby_names`, printing the
 //! transitions; a negative value or an unknown formation is refused (exit
 //! 1, nothing changed), as is a value the group cannot meet (the monitor

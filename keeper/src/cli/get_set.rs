@@ -1,4 +1,4 @@
-//! The `get` and `set` command words (spec/keeper.md §2.6): node
+//! The `get` and `set` command words: node
 //! properties ([`super::node_props`]) and formation properties
 //! ([`super::formation_props`], `get formation settings` =
 //! [`super::show::settings`]).

@@ -1,4 +1,4 @@
-//! Client-side JSON the way upstream prints it (spec/keeper.md §7): keys in
+//! Client-side JSON the way upstream prints it: keys in
 //! insertion order, 4-space indentation, and `/` escaped as `\/`.
 
 /// Pretty-print `value` in upstream's client-side layout.

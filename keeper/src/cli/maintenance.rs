@@ -1,4 +1,4 @@
-//! `pg_autoctl enable|disable maintenance` (spec/keeper.md §2.5): take the
+//! `pg_autoctl enable|disable maintenance`: take the
 //! node in `--pgdata` out of the group's orchestration (its keeper then
 //! leaves Postgres to the operator), and bring it back. Both follow the
 //! group's state changes until the node got there.

@@ -1,4 +1,4 @@
-//! The `pg_autoctl` command line (spec/keeper.md §1, §2): upstream's command
+//! The `pg_autoctl` command line: upstream's command
 //! words and options, parsed with clap; global `-v`/`-q`/`--json`; exit
 //! codes of [`exit`]. When started as root, the process becomes the owner
 //! of PGDATA before anything else happens (see [`crate::privileges`]).

@@ -1,5 +1,4 @@
-//! `pg_autoctl get|set node candidate-priority|replication-quorum|metadata`
-//! (spec/keeper.md §2.6): a node's replication settings on the monitor, and
+//! `pg_autoctl get|set node candidate-priority|replication-quorum|metadata`: a node's replication settings on the monitor, and
 //! the name, host and port it is registered with (`get node metadata` is
 //! ours: upstream only sets them).
 //!

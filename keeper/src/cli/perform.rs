@@ -1,5 +1,4 @@
-//! `pg_autoctl perform failover|switchover|promotion` (spec/keeper.md
-//! §2.7): ask the monitor to move the primary role, then follow the
+//! `pg_autoctl perform failover|switchover|promotion`: ask the monitor to move the primary role, then follow the
 //! group's state changes as the monitor notifies them until the new primary
 //! is in place. Exit 12 (as upstream) when it is not within `--wait`.
 

@@ -1,5 +1,5 @@
 //! `pg_autoctl run`: the service of the node in PGDATA, a monitor or a
-//! keeper, until SIGTERM or SIGINT (spec/keeper.md §2.8, §5).
+//! keeper, until SIGTERM or SIGINT.
 
 use super::exit::{self, CmdResult, Code, Failure};
 use super::{Globals, PgdataArg};

@@ -1,4 +1,4 @@
-//! `pg_autoctl stop` and `pg_autoctl reload` (spec/keeper.md §2.8): signal
+//! `pg_autoctl stop` and `pg_autoctl reload`: signal
 //! the service whose pid is on line 1 of the pidfile. `stop` sends SIGTERM
 //! (stop Postgres with a fast shutdown, then exit), SIGINT with `--fast`;
 //! `reload` sends SIGHUP (read the configuration again). Neither waits.

@@ -1,5 +1,4 @@
-//! The SSL option family shared by `create monitor` and `create postgres`
-//! (spec/keeper.md §2): one explicit choice among `--no-ssl`,
+//! The SSL option family shared by `create monitor` and `create postgres`: one explicit choice among `--no-ssl`,
 //! `--ssl-self-signed` and user-provided files, and the `sslmode` that goes
 //! into connection strings.
 

@@ -1,4 +1,4 @@
-//! `pg_autoctl status` (spec/keeper.md §2.8, §7.7): is the service of the
+//! `pg_autoctl status`: is the service of the
 //! node in PGDATA running, and is its Postgres serving. Exit 3 when the
 //! service does not run, 5 when it runs but Postgres is not ready.
 

@@ -1,4 +1,4 @@
-//! `pg_autoctl version` and `pg_autoctl --version` (spec/keeper.md §1.2):
+//! `pg_autoctl version` and `pg_autoctl --version`:
 //! the pg_autoctl version this one is compatible with, the monitor
 //! extension version it installs, and the Postgres it finds on this host.
 //!

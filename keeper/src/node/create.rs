@@ -1,4 +1,4 @@
-//! `pg_autoctl create postgres` (spec/keeper.md §5.6): check what we are
+//! `pg_autoctl create postgres`: check what we are
 //! given, register with the monitor (retrying while another node is being
 //! set up), write the configuration and the state file; the node-active
 //! loop then drives the node from `init` to its first goal (initdb and

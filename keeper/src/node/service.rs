@@ -1,4 +1,4 @@
-//! The node-active loop of `pg_autoctl run` (spec/keeper.md §5): report to
+//! The node-active loop of `pg_autoctl run`: report to
 //! the monitor, receive the goal, carry out the transition or enforce the
 //! current state; again at once after a change, when the monitor notifies a
 //! change in the group, or every [`INTERVAL`] otherwise.
@@ -558,7 +558,7 @@ fn transition_row(current: NodeState, goal: NodeState) -> Option<keeper::Transit
     })
 }
 
-/// Enforce what the current state expects of Postgres (spec/keeper.md §4.5).
+/// Enforce what the current state expects of Postgres.
 async fn ensure(node: &mut Node, reached_monitor: bool) -> Result<(), ActionError> {
     use crate::cli::internal::pgctl::{read_wish, Wish};
     if read_wish(&node.paths.pg_status) == Some(Wish::Stopped) {
@@ -623,7 +623,7 @@ async fn repoint(node: &mut Node) -> Result<(), ActionError> {
 /// (no lease): a primary that reaches neither the monitor nor any standby
 /// for `network_partition_timeout` demotes itself. Fixed: the standby
 /// contact is refreshed every time it is seen, not only once the monitor is
-/// already lost (spec/keeper.md §10 item 10).
+/// already lost.
 async fn partition_check(node: &mut Node) {
     if node.lease.enabled() || node.state.current_role != NodeState::Primary {
         return;

@@ -1,5 +1,5 @@
 //! Finding the Postgres binaries: `--pgctl`, then `PG_CONFIG`, then a single
-//! `pg_ctl` in `PATH`, then Debian's PostgreSQL 15 (spec/keeper.md §1.5).
+//! `pg_ctl` in `PATH`, then Debian's PostgreSQL 15.
 
 use std::path::{Path, PathBuf};
 

@@ -1,4 +1,4 @@
-//! The files we manage in PGDATA (spec/keeper.md §3.8):
+//! The files we manage in PGDATA:
 //! `postgresql-auto-failover.conf` and its include line, and on standbys
 //! `standby.signal` plus `postgresql-auto-failover-standby.conf`.
 
@@ -205,7 +205,7 @@ mod tests {
             ssl_files: vec![],
         };
         let text = s.render();
-        // The first lines of spec/upstream-outputs/monitor-sql.txt.
+        // The first lines of upstream 2.0's monitor settings.
         assert!(text.starts_with(
             "# Settings by pg_auto_failover\nshared_preload_libraries = 'pgautofailover'\ncluster_name = 'pg_auto_failover monitor'\nlisten_addresses = '127.0.0.1'\nport = 6000\nlog_destination = stderr\nlogging_collector = on\nlog_directory = log\nlog_min_messages = info\nlog_connections = off\nlog_disconnections = off\nlog_lock_waits = on\nlog_statement = ddl\nssl = off\nssl_ciphers = 'ECDHE-ECDSA-AES128-GCM-SHA256:"
         ), "{text}");

@@ -280,7 +280,7 @@ impl Local {
     }
 
     /// The roles of a data node: the health-check role and the replication
-    /// role (spec/keeper.md §4.4).
+    /// role.
     pub async fn create_roles(&self, replication_password: &str) -> Result<(), LocalError> {
         let pw = if replication_password.is_empty() {
             String::new()

@@ -1,4 +1,4 @@
-//! The health check of one node over one round (spec/monitor.md §10.2):
+//! The health check of one node over one round:
 //! up to `max_retries + 1` connection attempts, each bounded by `timeout`,
 //! separated by `retry_delay`; good at the first `ReadyForQuery`, bad when
 //! every attempt failed. Time is a caller-supplied monotonic clock in

@@ -1,4 +1,4 @@
-//! The monitor's health check of one node (spec/monitor.md §10.2) as pure
+//! The monitor's health check of one node as pure
 //! state machines, fed with bytes and with the time; the socket handling
 //! lives in the extension's worker (`monitor-ext/src/worker/`).
 //!

@@ -1,4 +1,4 @@
-//! `perform_failover` and `perform_promotion` (spec/monitor.md §8.1, §8.2).
+//! `perform_failover` and `perform_promotion`.
 
 use crate::catalog;
 use crate::fcinfo::{scalar, v1_function, Args};

@@ -1,4 +1,4 @@
-//! `create_formation` and `drop_formation` (spec/monitor.md §8.7).
+//! `create_formation` and `drop_formation`.
 
 use crate::fcinfo::{record, v1_function, Args, Value};
 use crate::operation::call;

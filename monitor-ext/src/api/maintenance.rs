@@ -1,4 +1,4 @@
-//! `start_maintenance` and `stop_maintenance` (spec/monitor.md §8.3, §8.4):
+//! `start_maintenance` and `stop_maintenance`:
 //! both answer false for an unknown node.
 
 use crate::catalog;

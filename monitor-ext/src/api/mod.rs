@@ -1,4 +1,4 @@
-//! The `LANGUAGE C` functions of the SQL API (spec/monitor.md §12), one file
+//! The `LANGUAGE C` functions of the SQL API, one file
 //! per family. Each is a thin shim: read the arguments, run the matching
 //! `pgaf_fsm::api` function through [`crate::operation`], build the result.
 

@@ -1,4 +1,4 @@
-//! `node_active` (spec/monitor.md §5) and our `node_active_lease`: a keeper
+//! `node_active` and our `node_active_lease`: a keeper
 //! reports its state and receives its goal.
 
 use crate::catalog;

@@ -1,5 +1,5 @@
 //! Node lookups and metadata: `get_primary` (the state machine's notion of
-//! the group's primary, spec/monitor.md §4.4) and `update_node_metadata`.
+//! the group's primary) and `update_node_metadata`.
 
 use crate::catalog;
 use crate::fcinfo::{record, scalar, v1_function, Args, Value};

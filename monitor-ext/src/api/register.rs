@@ -1,6 +1,6 @@
-//! `register_node` (spec/monitor.md §6): a keeper joins a formation.
+//! `register_node`: a keeper joins a formation.
 //!
-//! Departure from v2.2 (§16 item 11): registering with `desired_node_id`
+//! Departure from v2.2 (upstream bug 11): registering with `desired_node_id`
 //! moves the node id sequence just past that id, so the next generated id
 //! does not skip a value.
 

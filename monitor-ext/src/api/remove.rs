@@ -1,4 +1,4 @@
-//! `remove_node` by id and by host and port (spec/monitor.md §8.5).
+//! `remove_node` by id and by host and port.
 
 use crate::catalog;
 use crate::fcinfo::{scalar, v1_function, Args};

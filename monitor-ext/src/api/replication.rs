@@ -1,4 +1,4 @@
-//! Replication settings (spec/monitor.md §8.6, §9.1): candidate priority,
+//! Replication settings: candidate priority,
 //! replication quorum, `number_sync_standbys`, and the
 //! `synchronous_standby_names` the primary applies.
 

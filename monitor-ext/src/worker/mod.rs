@@ -1,4 +1,4 @@
-//! The monitor's background processes (spec/monitor.md §10.1):
+//! The monitor's background processes:
 //! * the launcher, a static worker registered in `_PG_init` without a
 //!   database, which waits quietly for database `pg_auto_failover` to exist
 //!   and then starts (and restarts) the monitor worker in it;

@@ -1,4 +1,4 @@
-//! `pg_autoctl show events` (spec/keeper.md §7.2): the monitor's last
+//! `pg_autoctl show events`: the monitor's last
 //! events of a formation (or group), oldest first, as a table or as the
 //! monitor's JSON.
 
@@ -162,7 +162,7 @@ mod tests {
             description: "New state is reported by node 1 \"nodeA\" (127.0.0.1:6010): \"demoted\""
                 .into(),
         };
-        // Verbatim from upstream 2.0 (spec/upstream-outputs/misc.txt).
+        // Verbatim from upstream 2.0.
         assert_eq!(
             render(&[e]),
             concat!(

@@ -1,4 +1,4 @@
-//! `pg_autoctl show file` (spec/keeper.md §7.6): where the files of the
+//! `pg_autoctl show file`: where the files of the
 //! node in PGDATA are (configuration, state, init, pid), or one of them, or
 //! its contents.
 

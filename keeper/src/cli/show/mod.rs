@@ -1,5 +1,5 @@
 //! `pg_autoctl show ...`: what the monitor (or the local node) knows,
-//! printed in upstream's formats (spec/keeper.md §7).
+//! printed in upstream's formats.
 //!
 //! * [`state`]: `show state`;
 //! * [`uri`]: `show uri`;

@@ -1,5 +1,4 @@
-//! `pg_autoctl show settings` and `pg_autoctl get formation settings`
-//! (spec/keeper.md §7.4): the replication settings of a formation
+//! `pg_autoctl show settings` and `pg_autoctl get formation settings`: the replication settings of a formation
 //! (`number_sync_standbys`, each primary's `synchronous_standby_names`,
 //! every node's candidate priority and replication quorum), from
 //! `formation_settings()`.
@@ -123,7 +122,7 @@ mod tests {
             row("node", "nodeA", "candidate priority", "50"),
             row("node", "nodeA", "replication quorum", "true"),
         ];
-        // Verbatim from upstream 2.0 (spec/upstream-outputs/show.txt).
+        // Verbatim from upstream 2.0.
         let expected = concat!(
             "  Context |    Name |                   Setting | Value                                                       \n",
             "----------+---------+---------------------------+-------------------------------------------------------------\n",

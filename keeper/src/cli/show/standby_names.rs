@@ -1,4 +1,4 @@
-//! `pg_autoctl show standby-names` (spec/keeper.md §7.5): the value of
+//! `pg_autoctl show standby-names`: the value of
 //! `synchronous_standby_names` the monitor computes for a group's primary,
 //! quoted as in `postgresql.conf`, or as JSON.
 

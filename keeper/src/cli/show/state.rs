@@ -1,4 +1,4 @@
-//! `pg_autoctl show state` (spec/keeper.md §7.1): the monitor's view of
+//! `pg_autoctl show state`: the monitor's view of
 //! every node of a formation, or `--local`, the local node's own view.
 
 use super::{table, Target};
@@ -240,7 +240,7 @@ mod tests {
             row("nodeA", "1", 6010, "primary", 1),
             row("nodeB", "2", 6011, "secondary", 1),
         ]);
-        // Verbatim from upstream 2.0 (spec/upstream-outputs/show.txt).
+        // Verbatim from upstream 2.0.
         let expected = " Name |  Node |      Host:Port |       TLI: LSN |   Connection |      Reported State |      Assigned State\n\
 ------+-------+----------------+----------------+--------------+---------------------+--------------------\n\
 nodeA |     1 | 127.0.0.1:6010 |  15: 0/50618C8 |   read-write |             primary |             primary\n\

@@ -1,4 +1,4 @@
-//! `pg_autoctl show systemd` (spec/keeper.md §3.7): a systemd unit that
+//! `pg_autoctl show systemd`: a systemd unit that
 //! runs this node's service (keeper or monitor) as the owner of PGDATA.
 //!
 //! Beyond upstream's unit: the XDG directories of the environment the unit

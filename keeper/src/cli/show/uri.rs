@@ -1,4 +1,4 @@
-//! `pg_autoctl show uri` (spec/keeper.md §7.3): the monitor's connection
+//! `pg_autoctl show uri`: the monitor's connection
 //! string and each formation's multi-host URI
 //! (`target_session_attrs=read-write`), which libpq, psql and JDBC use to
 //! reach the current primary.
@@ -152,7 +152,7 @@ mod tests {
             ("monitor".to_string(), "monitor".to_string(), "postgres://autoctl_node@127.0.0.1:6000/pg_auto_failover?sslmode=prefer".to_string()),
             ("formation".to_string(), "default".to_string(), "postgres://127.0.0.1:6012,127.0.0.1:6011,127.0.0.1:6010/postgres?target_session_attrs=read-write&sslmode=prefer".to_string()),
         ];
-        // Verbatim from upstream 2.0 (spec/upstream-outputs/show.txt).
+        // Verbatim from upstream 2.0.
         assert_eq!(
             super::render(&rows),
             concat!(

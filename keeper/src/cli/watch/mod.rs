@@ -1,4 +1,4 @@
-//! `pg_autoctl watch` (spec/keeper.md §9.1): a live view of a formation in
+//! `pg_autoctl watch`: a live view of a formation in
 //! the terminal: its nodes (states, health, connection type, replication
 //! lag behind the primary) and its last events.
 //!
