@@ -193,7 +193,7 @@ async fn every_endpoint_scrapes_and_values_move_through_a_failover() {
     );
     assert_eq!(
         n1.matching("pgautoctl_failed_actions_total", &[]).count(),
-        6,
+        7,
         "{}",
         n1.text
     );
