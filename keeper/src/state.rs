@@ -97,6 +97,71 @@ impl KeeperState {
     }
 }
 
+/// Held while a process reads, changes and writes the state file: the
+/// service and `pg_autoctl do fsm assign` both write it, and neither may
+/// write back a value it read before the other's write. An advisory
+/// `flock` on a lock file next to the state file (the state file itself is
+/// replaced by each write, so it cannot carry the lock).
+/// Dropping it (closing the file) releases the lock.
+pub struct StateLock {
+    _file: Option<std::fs::File>,
+}
+
+impl StateLock {
+    /// Blocks until no other writer holds the lock. A lock file this
+    /// process may not open (created by another user) gives no lock rather
+    /// than an error: the write still happens, as it did before locking.
+    pub fn acquire(state: &Path) -> StateLock {
+        use std::os::unix::fs::OpenOptionsExt;
+        use std::os::unix::io::AsRawFd;
+        let name = state
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let lock = state.with_file_name(format!(".{name}.lock"));
+        let file = match std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o644)
+            .open(&lock)
+        {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::debug!("no lock on {}: {e}", lock.display());
+                return StateLock { _file: None };
+            }
+        };
+        loop {
+            // SAFETY: flock on a descriptor this function owns.
+            let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
+            if rc == 0 {
+                return StateLock { _file: Some(file) };
+            }
+            if std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
+                return StateLock { _file: None };
+            }
+        }
+    }
+}
+
+impl KeeperState {
+    /// Read the state file, change it with `change`, write it back, all
+    /// under [`StateLock`]. Returns the state written.
+    pub fn update(
+        path: &Path,
+        change: impl FnOnce(&mut KeeperState),
+    ) -> Result<Option<KeeperState>, StateError> {
+        let _lock = StateLock::acquire(path);
+        let Some(mut state) = KeeperState::load(path)? else {
+            return Ok(None);
+        };
+        change(&mut state);
+        state.save(path)?;
+        Ok(Some(state))
+    }
+}
+
 pub fn now_unix() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -107,6 +172,34 @@ pub fn now_unix() -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Two writers changing different fields at once (the service and
+    /// `do fsm assign`): no change is lost.
+    #[test]
+    fn concurrent_updates_keep_every_change() {
+        let dir = std::env::temp_dir().join(format!("pgaf-state-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("state.json");
+        KeeperState::new(1, 0).save(&path).unwrap();
+        let writer = |field: fn(&mut KeeperState)| {
+            let path = path.clone();
+            std::thread::spawn(move || {
+                for _ in 0..200 {
+                    KeeperState::update(&path, field).unwrap();
+                }
+            })
+        };
+        let a = writer(|s| s.system_identifier += 1);
+        let b = writer(|s| s.last_secondary_contact += 1);
+        a.join().unwrap();
+        b.join().unwrap();
+        let end = KeeperState::load(&path).unwrap().unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(
+            (end.system_identifier, end.last_secondary_contact),
+            (200, 200)
+        );
+    }
 
     #[test]
     fn round_trip() {

@@ -116,6 +116,7 @@ impl Node {
 
     pub fn save_state(&self) {
         let mut state = self.state.clone();
+        let _lock = crate::state::StateLock::acquire(&self.paths.state);
         if self.monitor_disabled() {
             // Without a monitor the goal is written by `do fsm assign`: keep
             // one written since we last read the file.

@@ -265,9 +265,10 @@ async fn assign(a: AssignArgs) -> CmdResult {
         }
         Ok(s) => s,
     };
-    let mut state = read_state(&paths, exit::BAD_CONFIG)?;
-    state.assigned_role = goal;
-    state.save(&paths.state).code(exit::BAD_STATE)?;
+    // Only the goal changes: the service owns every other field, and may
+    // be writing them right now.
+    read_state(&paths, exit::BAD_CONFIG)?;
+    KeeperState::update(&paths.state, |s| s.assigned_role = goal).code(exit::BAD_STATE)?;
     if cfg.monitor != MONITOR_DISABLED {
         tracing::warn!(
             "This node has a monitor: it assigns the goal state on its next call and may \
