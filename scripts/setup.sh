@@ -13,6 +13,8 @@ packages=(
     # pg_createcluster, for the Debian-cluster adoption test
     postgresql-common
     clang libclang-dev pkg-config
+    # the slow-disk test compiles a small preload library (tests/src/slowdisk.rs)
+    gcc libc6-dev
     tmux procps iproute2 systemd
     # the fault tests: packet filters inside each host's network namespace
     nftables util-linux

@@ -13,11 +13,14 @@
 //! * [`api`]: the monitor's operations (`node_active`, `register_node`,
 //!   operator actions, health checks) as functions over a group snapshot;
 //! * [`effect`]: log lines, events, notices and errors they produce;
+//! * [`durability`]: which of the monitor's writes may commit without
+//!   waiting for the WAL flush;
 //! * [`standby_names`]: the `synchronous_standby_names` value;
 //! * [`keeper`]: the keeper's transition table and its abstract actions;
 //! * [`notify`]: the `state` notification payload.
 
 pub mod api;
+pub mod durability;
 pub mod effect;
 mod election;
 pub mod health;

@@ -23,10 +23,30 @@ pub fn now() -> Timestamp {
     from_pg(unsafe { pg_sys::GetCurrentTimestamp() })
 }
 
-/// When the postmaster started (`PgStartTime`).
+/// When this monitor last started: the postmaster's start (`PgStartTime`),
+/// or the crash recovery after a backend crashed, whichever is later. A
+/// crash keeps the postmaster (and `PgStartTime`) but may lose the reports
+/// that committed asynchronously (`pgaf_fsm::durability`), so it counts
+/// as a restart: no lease expires and no health check counts from before
+/// it. Postgres resets the cumulative statistics when it recovers from a
+/// crash, and `pg_stat_bgwriter.stats_reset` records when. (An operator's
+/// `pg_stat_reset_shared('bgwriter')` moves it too, which only delays
+/// decisions as a restart would.)
 pub fn pg_start_time() -> Timestamp {
     // SAFETY: a plain read of a global set once at postmaster start.
-    from_pg(unsafe { pg_sys::PgStartTime })
+    let started = unsafe { pg_sys::PgStartTime };
+    // SAFETY: returns a pointer into the statistics snapshot of this
+    // backend (valid until the snapshot is cleared at transaction end), or
+    // NULL; it is read at once.
+    let reset = unsafe {
+        let stats = pg_sys::pgstat_fetch_stat_bgwriter();
+        if stats.is_null() {
+            0
+        } else {
+            (*stats).stat_reset_timestamp
+        }
+    };
+    from_pg(started.max(reset))
 }
 
 /// The evaluation context: clock plus settings from the GUCs.

@@ -1,11 +1,13 @@
 //! The common shape of every state-machine entry point: connect to SPI,
 //! check the extension version, lock the formation row, load the group, run
 //! a `pgaf_fsm::api` function, persist the difference, carry out the effects
-//! in order. A [`MonitorError`] becomes an `ERROR` once SPI is released.
+//! in order, and let a mere refresh of observations commit without waiting
+//! for the WAL flush. A [`MonitorError`] becomes an `ERROR` once SPI is released.
 
 use crate::{catalog, clock, effects, error, persist, version};
 use pgaf_fsm::api::Outcome;
 use pgaf_fsm::{Context, Group, MonitorError};
+use pgrx::pg_sys;
 use pgrx::spi::{Spi, SpiClient};
 
 pub type Result<T> = std::result::Result<T, MonitorError>;
@@ -41,5 +43,20 @@ pub fn on_group<T>(
     let outcome = f(&ctx, &mut group)?;
     persist::group(client, &before, &group)?;
     effects::apply(client, &group.formation.id, &outcome.effects)?;
+    // A report that only refreshes observations does not wait for the WAL
+    // flush (why that is safe: fsm/src/durability.rs). Not inside a
+    // caller's transaction block, whose other writes may matter.
+    // SAFETY: reads the transaction state of this backend.
+    let own_transaction = !unsafe { pg_sys::IsTransactionBlock() };
+    if own_transaction
+        && pgaf_fsm::durability::may_commit_asynchronously(&before, &group)
+    {
+        crate::spi::run(
+            client,
+            "SELECT pg_catalog.set_config('synchronous_commit', 'off', true)",
+            None,
+            &[],
+        )?;
+    }
     Ok(outcome.value)
 }

@@ -302,6 +302,9 @@ pub struct Formation {
     /// Run our `pg_autoctl` with `PG_AUTOCTL_DEBUG` set: the `do`
     /// commands exist.
     pub debug: bool,
+    /// Extra environment of the monitor's `pg_autoctl` (and so of its
+    /// Postgres), for example a slow disk ([`crate::slowdisk`]).
+    pub monitor_env: Vec<(String, String)>,
 }
 
 impl Formation {
@@ -328,14 +331,25 @@ impl Formation {
     /// socket (`PG_REGRESS_SOCK_DIR=""`), as on separate machines.
     pub async fn on_lan(flavor: Flavor) -> Formation {
         let lan = Lan::new().unwrap_or_else(|e| panic!("cannot build the virtual LAN: {e}"));
-        Formation::create_in(flavor, false, Some(lan)).await
+        Formation::create_in(flavor, false, Some(lan), Vec::new()).await
     }
 
     async fn create(flavor: Flavor, ssl: bool) -> Formation {
-        Formation::create_in(flavor, ssl, None).await
+        Formation::create_in(flavor, ssl, None, Vec::new()).await
     }
 
-    async fn create_in(flavor: Flavor, ssl: bool, lan: Option<Lan>) -> Formation {
+    /// A monitor (ours) whose `pg_autoctl` and Postgres run with `env`
+    /// added to their environment.
+    pub async fn with_monitor_env(env: Vec<(String, String)>) -> Formation {
+        Formation::create_in(Flavor::Ours, false, None, env).await
+    }
+
+    async fn create_in(
+        flavor: Flavor,
+        ssl: bool,
+        lan: Option<Lan>,
+        monitor_env: Vec<(String, String)>,
+    ) -> Formation {
         let mut extra: Vec<String> = Vec::new();
         match flavor {
             Flavor::Ours => crate::cluster::require_installation(),
@@ -363,6 +377,7 @@ impl Formation {
             keep: false,
             ssl,
             debug: false,
+            monitor_env,
         };
         f.start_monitor(flavor, "monitor", extra).await;
         f
@@ -412,8 +427,21 @@ impl Formation {
         .map(|s| s.to_string())
         .collect();
         args.extend(extra);
-        self.monitor.child =
-            Some(self.spawn_as(flavor, &args, &self.monitor.log, self.monitor.host.as_ref()));
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.monitor.log)
+            .expect("open the monitor's log");
+        let err = log.try_clone().expect("clone log handle");
+        let mut command = self.command_as(flavor, &args, self.monitor.host.as_ref());
+        command.envs(self.monitor_env.iter().map(|(k, v)| (k, v)));
+        self.monitor.child = Some(
+            command
+                .stdout(log)
+                .stderr(err)
+                .spawn()
+                .expect("start the monitor's pg_autoctl"),
+        );
         // Ready once the keepers' role can call the API.
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {

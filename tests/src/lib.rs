@@ -16,6 +16,7 @@
 //! * [`listen`]: `LISTEN state, log` on a dedicated connection;
 //! * [`proxy`]: `pg_autoproxy` for one test, and clients that write and
 //!   benchmark through it;
+//! * [`slowdisk`]: a disk whose WAL flushes take as long as a test says;
 //! * [`scrape`]: `GET /metrics`, the samples of an exposition, `promtool`;
 //! * [`upstream`]: Debian's upstream pg_auto_failover 2.0, unpacked
 //!   privately by `scripts/upstream.sh`, for the interop tests;
@@ -38,6 +39,8 @@ pub mod netns;
 pub mod proxy;
 #[cfg(feature = "integration")]
 pub mod scrape;
+#[cfg(feature = "integration")]
+pub mod slowdisk;
 #[cfg(feature = "integration")]
 pub mod upstream;
 #[cfg(feature = "integration")]
