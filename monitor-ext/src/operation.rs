@@ -48,9 +48,7 @@ pub fn on_group<T>(
     // caller's transaction block, whose other writes may matter.
     // SAFETY: reads the transaction state of this backend.
     let own_transaction = !unsafe { pg_sys::IsTransactionBlock() };
-    if own_transaction
-        && pgaf_fsm::durability::may_commit_asynchronously(&before, &group)
-    {
+    if own_transaction && pgaf_fsm::durability::may_commit_asynchronously(&before, &group) {
         crate::spi::run(
             client,
             "SELECT pg_catalog.set_config('synchronous_commit', 'off', true)",
