@@ -1,7 +1,8 @@
 //! bench/faults: the fault campaign (`pgaf_tests::faults`) as a benchmark:
 //! a seeded schedule of faults run on our cluster and on upstream
-//! pg_auto_failover 2.0, each outcome appended to a JSON-lines file, and
-//! the report (`bench/faults/REPORT.md`) generated from those files.
+//! pg_auto_failover 2.0, each outcome appended to a JSON-lines file (a
+//! run resumes: faults already in the file are not run again), and the
+//! report (`bench/faults/REPORT.md`) generated from those files.
 //!
 //! ```sh
 //! bench/faults/run.sh SEED COUNT           # everything, then the report
@@ -81,6 +82,26 @@ fn run_campaign(mut it: impl Iterator<Item = String>) -> Result<()> {
     let (Some(seed), Some(count), Some(flavor), Some(out)) = (seed, count, flavor, out) else {
         bail!("run needs --seed, --count, --flavor and --out\n{USAGE}");
     };
+    // Resume: faults of this seed and flavor already in `out` are not run
+    // again (their outcome is there, converged or not).
+    if only.is_empty() {
+        let done = already_run(&out, seed, flavor)?;
+        if !done.is_empty() {
+            only = (0..count).filter(|i| !done.contains(i)).collect();
+            if only.is_empty() {
+                eprintln!(
+                    "faults: the {count} faults of seed {seed} are all in {} already",
+                    out.display()
+                );
+                return Ok(());
+            }
+            eprintln!(
+                "faults: resuming, {} of {count} faults already in {}",
+                count - only.len(),
+                out.display()
+            );
+        }
+    }
     find_binaries()?;
     if flavor == Flavor::Upstream {
         // Unpacked by scripts/upstream.sh; fails clearly when missing.
@@ -105,6 +126,29 @@ fn run_campaign(mut it: impl Iterator<Item = String>) -> Result<()> {
         opts.out.display()
     );
     Ok(())
+}
+
+/// The indexes of the faults of `seed` run by `flavor` recorded in `out`.
+fn already_run(
+    out: &std::path::Path,
+    seed: u64,
+    flavor: Flavor,
+) -> Result<std::collections::HashSet<usize>> {
+    let text = match std::fs::read_to_string(out) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Default::default()),
+        Err(e) => return Err(e).with_context(|| format!("read {}", out.display())),
+    };
+    let name = match flavor {
+        Flavor::Ours => "ours",
+        Flavor::Upstream => "upstream",
+    };
+    let outcomes = fault_report::parse(&text).with_context(|| format!("{}", out.display()))?;
+    Ok(outcomes
+        .iter()
+        .filter(|o| o.seed == seed && o.flavor == name)
+        .map(|o| o.index)
+        .collect())
 }
 
 fn report(mut it: impl Iterator<Item = String>) -> Result<()> {

@@ -6,8 +6,9 @@
 #
 # COUNT faults on ours; the schedule's first UPSTREAM_COUNT (default COUNT)
 # on upstream, whose failovers take a minute each. Outcomes go to
-# bench/faults/results/{ours,upstream}-SEED.jsonl (appended: remove them to
-# start over). Exits non-zero when a goal of the campaign is not met (the
+# bench/faults/results/{ours,upstream}-SEED.jsonl; a second run with a
+# larger COUNT resumes, running only the faults not in them yet (remove
+# them to start over). Exits non-zero when a goal of the campaign is not met (the
 # report says which). Needs root (network namespaces) and takes hours.
 set -euo pipefail
 cd "$(dirname "$0")/../.."

@@ -101,8 +101,8 @@ impl KeeperState {
 /// service and `pg_autoctl do fsm assign` both write it, and neither may
 /// write back a value it read before the other's write. An advisory
 /// `flock` on a lock file next to the state file (the state file itself is
-/// replaced by each write, so it cannot carry the lock).
-/// Dropping it (closing the file) releases the lock.
+/// replaced by each write, so it cannot carry the lock). Dropping it
+/// (closing the file) releases the lock.
 pub struct StateLock {
     _file: Option<std::fs::File>,
 }
