@@ -17,6 +17,17 @@ pub struct LocalNode {
     pub state: KeeperState,
 }
 
+/// The state file of `paths`, or a failure with exit `code` saying there is
+/// none.
+pub fn require_state(paths: &NodePaths, code: i32) -> Result<KeeperState, Failure> {
+    KeeperState::load(&paths.state).code(code)?.ok_or_else(|| {
+        Failure::new(
+            code,
+            anyhow::anyhow!("no state file at {}", paths.state.display()),
+        )
+    })
+}
+
 impl LocalNode {
     /// The keeper node of `pgdata`; `command` names the command for the
     /// refusal when it is a monitor.

@@ -157,14 +157,7 @@ async fn get_primary(pgdata: &PgdataArg, g: Globals) -> CmdResult {
 
 async fn get_others(pgdata: &PgdataArg, g: Globals) -> CmdResult {
     let (paths, cfg) = keeper(pgdata)?;
-    let state = KeeperState::load(&paths.state)
-        .code(exit::BAD_STATE)?
-        .ok_or_else(|| {
-            Failure::new(
-                exit::BAD_STATE,
-                anyhow::anyhow!("no state file at {}", paths.state.display()),
-            )
-        })?;
+    let state = crate::cli::local_node::require_state(&paths, exit::BAD_STATE)?;
     let m = connect(&cfg).await?;
     let others = m.get_other_nodes(state.node_id).await.code(exit::MONITOR)?;
     if g.json {
@@ -295,14 +288,7 @@ pub async fn node_active(
 
 async fn active(pgdata: &PgdataArg, g: Globals) -> CmdResult {
     let (paths, cfg) = keeper(pgdata)?;
-    let state = KeeperState::load(&paths.state)
-        .code(exit::BAD_CONFIG)?
-        .ok_or_else(|| {
-            Failure::new(
-                exit::BAD_CONFIG,
-                anyhow::anyhow!("no state file at {}", paths.state.display()),
-            )
-        })?;
+    let state = crate::cli::local_node::require_state(&paths, exit::BAD_CONFIG)?;
     let a = node_active(&paths, &cfg, state).await?;
     print_assigned(&cfg, &a, g);
     Ok(())

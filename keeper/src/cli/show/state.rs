@@ -6,7 +6,6 @@ use crate::cli::exit::{self, CmdResult, Code, Failure};
 use crate::cli::Globals;
 use crate::config::Config;
 use crate::pg::control::{controldata, PostmasterPid};
-use crate::state::KeeperState;
 use pgaf_fsm::NodeState;
 
 #[derive(Debug, Clone, clap::Args)]
@@ -161,14 +160,7 @@ async fn local(target: &super::Resolved, g: Globals) -> CmdResult {
             "--local needs the --pgdata of a Postgres node",
         ));
     };
-    let state = KeeperState::load(&paths.state)
-        .code(exit::BAD_STATE)?
-        .ok_or_else(|| {
-            Failure::new(
-                exit::BAD_STATE,
-                anyhow::anyhow!("no state file at {}", paths.state.display()),
-            )
-        })?;
+    let state = crate::cli::local_node::require_state(paths, exit::BAD_STATE)?;
     let running = PostmasterPid::read(&paths.pgdata).is_some_and(|p| p.ready());
     let (mut tli, mut lsn) = (0i32, "0/0".to_string());
     let mut from_pg = false;
