@@ -45,6 +45,17 @@ pub fn postgres_ids() -> Option<(u32, u32)> {
     }
 }
 
+/// A finished command for an assertion message: its exit code, stdout
+/// and stderr.
+pub fn describe(o: &Output) -> String {
+    format!(
+        "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
 /// Hand `path` to the `postgres` user (the services run as it).
 pub fn give_to_postgres(path: &Path) {
     if let Some((uid, gid)) = postgres_ids() {

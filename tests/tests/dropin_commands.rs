@@ -13,21 +13,11 @@
 #![cfg(feature = "integration")]
 #![allow(clippy::unwrap_used)]
 
-use pgaf_tests::autoctl::Formation;
+use pgaf_tests::autoctl::{describe, Formation};
 use serde_json::Value;
-use std::process::Output;
 use std::time::{Duration, Instant};
 
 const LIMIT: Duration = Duration::from_secs(90);
-
-fn text(o: &Output) -> String {
-    format!(
-        "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
 
 /// `pg_autoctl args`, which must exit with `code`; its stdout.
 fn run(f: &Formation, args: &[&str], code: i32) -> String {
@@ -37,7 +27,7 @@ fn run(f: &Formation, args: &[&str], code: i32) -> String {
         Some(code),
         "pg_autoctl {}: {}",
         args.join(" "),
-        text(&o)
+        describe(&o)
     );
     String::from_utf8_lossy(&o.stdout).to_string()
 }
@@ -50,13 +40,13 @@ fn refused(f: &Formation, args: &[&str], code: i32, why: &str) {
         Some(code),
         "pg_autoctl {}: {}",
         args.join(" "),
-        text(&o)
+        describe(&o)
     );
     assert!(
         String::from_utf8_lossy(&o.stderr).contains(why),
         "pg_autoctl {} does not say \"{why}\": {}",
         args.join(" "),
-        text(&o)
+        describe(&o)
     );
 }
 
@@ -288,7 +278,11 @@ async fn the_commands_scripts_use() {
         "must not be an IP address",
     );
     let ip = f.autoctl(&["do", "show", "ipaddr"]);
-    assert!(matches!(ip.status.code(), Some(0 | 12)), "{}", text(&ip));
+    assert!(
+        matches!(ip.status.code(), Some(0 | 12)),
+        "{}",
+        describe(&ip)
+    );
 
     // Formations and their secondaries, on the monitor's host.
     run(
@@ -443,7 +437,7 @@ async fn the_commands_scripts_use() {
 
     // pg_autoctl.nodename is the old name of pg_autoctl.hostname.
     let o = f.autoctl(&["config", "get", "pg_autoctl.nodename", "--pgdata", &n1]);
-    assert!(o.status.success(), "{}", text(&o));
+    assert!(o.status.success(), "{}", describe(&o));
     assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "127.0.0.1");
     assert!(String::from_utf8_lossy(&o.stderr).contains("deprecated"));
 

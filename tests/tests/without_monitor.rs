@@ -12,21 +12,11 @@
 #![cfg(feature = "integration")]
 #![allow(clippy::unwrap_used)]
 
-use pgaf_tests::autoctl::Formation;
+use pgaf_tests::autoctl::{describe, Formation};
 use serde_json::Value;
-use std::process::Output;
 use std::time::Duration;
 
 const LIMIT: Duration = Duration::from_secs(120);
-
-fn text(o: &Output) -> String {
-    format!(
-        "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
 
 /// `pg_autoctl args` for node `name`, which must succeed; its stdout.
 fn ok(f: &mut Formation, name: &str, args: &[&str]) -> String {
@@ -38,7 +28,7 @@ fn ok(f: &mut Formation, name: &str, args: &[&str]) -> String {
         o.status.success(),
         "pg_autoctl {} on {name}: {}",
         args.join(" "),
-        text(&o)
+        describe(&o)
     );
     String::from_utf8_lossy(&o.stdout).to_string()
 }
@@ -125,7 +115,7 @@ async fn wait_current(f: &mut Formation, name: &str, state: &str) {
         assert!(
             std::time::Instant::now() < deadline,
             "{name} is not {state} after {LIMIT:?}: {}",
-            text(&o)
+            describe(&o)
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -143,8 +133,12 @@ async fn two_nodes_driven_by_hand_without_a_monitor() {
     // Without a monitor the monitor's commands refuse, clearly.
     let pgdata = f.node("node1").pgdata.display().to_string();
     let o = f.autoctl(&["do", "fsm", "step", "--pgdata", &pgdata]);
-    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
-    assert!(text(&o).contains("monitor is disabled"), "{}", text(&o));
+    assert_eq!(o.status.code(), Some(2), "{}", describe(&o));
+    assert!(
+        describe(&o).contains("monitor is disabled"),
+        "{}",
+        describe(&o)
+    );
     let o = f.autoctl(&[
         "show",
         "file",
@@ -154,9 +148,9 @@ async fn two_nodes_driven_by_hand_without_a_monitor() {
         &pgdata,
     ]);
     assert!(
-        text(&o).contains("monitor = PG_AUTOCTL_DISABLED"),
+        describe(&o).contains("monitor = PG_AUTOCTL_DISABLED"),
         "{}",
-        text(&o)
+        describe(&o)
     );
 
     set_nodes(&mut f, "node1");
@@ -229,7 +223,7 @@ async fn replacing_a_monitor_lost_for_good() {
     // Without a monitor that answers, only --force disables it.
     let pgdata2 = f.node("node2").pgdata.display().to_string();
     let o = f.autoctl(&["disable", "monitor", "--pgdata", &pgdata2]);
-    assert_eq!(o.status.code(), Some(6), "{}", text(&o));
+    assert_eq!(o.status.code(), Some(6), "{}", describe(&o));
     for name in ["node2", "node1"] {
         ok(&mut f, name, &["disable", "monitor", "--force"]);
     }
@@ -240,14 +234,14 @@ async fn replacing_a_monitor_lost_for_good() {
 
     let uri = f.monitor_uri.clone();
     let o = f.autoctl(&["enable", "monitor", "--pgdata", &pgdata2, "not a uri"]);
-    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert_eq!(o.status.code(), Some(1), "{}", describe(&o));
     ok(&mut f, "node1", &["enable", "monitor", &uri]);
     f.wait_states(&[("node1", "single")], LIMIT).await;
     ok(&mut f, "node2", &["enable", "monitor", &uri]);
     f.wait_states(&[("node1", "primary"), ("node2", "secondary")], LIMIT)
         .await;
     let again = f.autoctl(&["enable", "monitor", "--pgdata", &pgdata2, &uri]);
-    assert_eq!(again.status.code(), Some(2), "{}", text(&again));
+    assert_eq!(again.status.code(), Some(2), "{}", describe(&again));
 
     // The node ids are the old ones.
     let states = f.states().await;
@@ -266,7 +260,7 @@ async fn replacing_a_monitor_lost_for_good() {
         "--wait",
         "90",
     ]);
-    assert!(o.status.success(), "{}", text(&o));
+    assert!(o.status.success(), "{}", describe(&o));
     f.wait_states(&[("node1", "secondary"), ("node2", "primary")], LIMIT)
         .await;
     acked.extend(insert(&mut f, "node2", 150..200).await);
