@@ -10,7 +10,8 @@
 //!   resume within 3 s through `wait_primary`, nothing fails over, and the
 //!   standby comes back once it streams again.
 //! * The primary cut from the monitor only, its standbys streaming: it was
-//!   failed over after 4 s. Now nothing happens and writes never stop.
+//!   failed over after 4 s. Now nothing happens and writes never stop,
+//!   and an idle primary is not fenced either.
 //! * The monitor cut from every node: it once decided a failover on stale
 //!   reports, carried out when the partition healed. Now it decides
 //!   nothing.
@@ -148,6 +149,45 @@ async fn primary_cut_from_the_monitor_only_keeps_its_role() {
     }
     finish(&mut c, &mut o, from).await;
     assert_eq!(c.primary().await.as_deref(), Some(p.as_str()));
+    let d = decisions_since(&c, t0).await;
+    assert!(d.is_empty(), "the monitor decided: {d:?}");
+}
+
+/// When `name`'s Postgres last started.
+async fn postmaster_start(c: &mut Cluster, name: &str) -> String {
+    c.f.node_client(name)
+        .await
+        .query_one("SELECT pg_postmaster_start_time()::text", &[])
+        .await
+        .unwrap()
+        .get(0)
+}
+
+/// The same cut on an idle group: no WAL flows, so the standby's replies
+/// are only its periodic status messages, which the primary's watchdog
+/// needs at least every 1.4 s (keeper/src/pg/files.rs says how often they
+/// come).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_primary_cut_from_the_monitor_keeps_its_role() {
+    let mut c = Cluster::build(Flavor::Ours, topology(2), LIMIT).await;
+    let p = c.primary().await.unwrap();
+    let before = postmaster_start(&mut c, &p).await;
+    let t0 = std::time::SystemTime::now();
+    c.lan.block(host(&c, &p), host(&c, "monitor")).unwrap();
+    c.lan.block(host(&c, "monitor"), host(&c, &p)).unwrap();
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    c.lan.heal().unwrap();
+    assert!(
+        c.settle(LIMIT).await.is_some(),
+        "not back to a primary and a secondary: {:?}",
+        c.states().await
+    );
+    assert_eq!(c.primary().await.as_deref(), Some(p.as_str()));
+    assert_eq!(
+        postmaster_start(&mut c, &p).await,
+        before,
+        "the idle primary's Postgres was stopped (fenced) during the cut"
+    );
     let d = decisions_since(&c, t0).await;
     assert!(d.is_empty(), "the monitor decided: {d:?}");
 }

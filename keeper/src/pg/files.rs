@@ -45,10 +45,17 @@ impl Settings {
             set("wal_level", "'replica'".into());
             set("wal_log_hints", "on".into());
             set("wal_sender_timeout", "'30s'".into());
-            // Ours: standbys report twice a second, which the primary's
-            // lease watchdog reads in pg_stat_replication.reply_time (a
-            // standby counts as streaming when it replied within 1.4 s:
-            // one late reply on a busy host must not fence the primary).
+            // The primary's lease watchdog reads the standbys' replies in
+            // pg_stat_replication.reply_time: a standby counts as streaming
+            // when it replied within 1.4 s (keeper/src/node/lease.rs).
+            // This setting is in whole seconds and '500ms' rounds to 0,
+            // which does not stop the replies: with hot_standby_feedback
+            // on, the WAL receiver sends its feedback, which sets
+            // reply_time, every 100 ms (measured on PG 15, idle or not);
+            // with '1s' it sends it once a second, too rarely for a 1.4 s
+            // window on a lossy link. Kept as it is on purpose:
+            // tests/tests/fault_regressions.rs cuts an idle primary from
+            // its monitor.
             set("wal_receiver_status_interval", "'500ms'".into());
             // Ours: a standby asks its primary for news after 1.5 s of
             // silence and reconnects after 3 s, so that what it reports of
