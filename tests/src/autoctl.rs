@@ -402,7 +402,7 @@ impl Formation {
             l.add_host(name)
                 .unwrap_or_else(|e| panic!("cannot add the monitor's host: {e}"))
         });
-        let (addr, port, listen) = placement(host.as_ref());
+        let (addr, port, listen) = placement(flavor, host.as_ref());
         let pgdata = self.dir.join(name);
         self.monitor_uri = format!(
             "postgres://autoctl_node@{addr}:{port}/pg_auto_failover?sslmode={}",
@@ -665,7 +665,7 @@ impl Formation {
             l.add_host(name)
                 .unwrap_or_else(|e| panic!("cannot add host {name}: {e}"))
         });
-        let (addr, port, listen) = placement(host.as_ref());
+        let (addr, port, listen) = placement(flavor, host.as_ref());
         let pgdata = match (pgdata, self.disk_mb) {
             (Some(p), _) => p,
             (None, Some(mb)) => {
@@ -969,8 +969,14 @@ impl Drop for Formation {
 /// Address, port and `--listen` of a service: a free port on 127.0.0.1,
 /// or port 5432 on the address of its own host (which has no Unix
 /// socket: pg_autoctl reaches its Postgres over TCP on that address).
-fn placement(host: Option<&Host>) -> (String, u16, String) {
+/// Where a service of `flavor` listens: its host's address and port 5432
+/// on a LAN, a free port on 127.0.0.1 otherwise. Upstream's `pg_autoctl`
+/// on a host without a Unix socket reaches its own Postgres at
+/// `localhost` (see [`crate::upstream::command`]), so there it listens on
+/// every address of its host, the host's loopback included.
+fn placement(flavor: Flavor, host: Option<&Host>) -> (String, u16, String) {
     match host {
+        Some(h) if flavor == Flavor::Upstream => (h.addr.to_string(), 5432, "*".into()),
         Some(h) => (h.addr.to_string(), 5432, h.addr.to_string()),
         None => ("127.0.0.1".into(), free_port(), "127.0.0.1".into()),
     }

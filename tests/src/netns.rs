@@ -590,6 +590,11 @@ fn render_rules(me: Ipv4Addr, hosts: &[Ipv4Addr], rules: &[Rule]) -> String {
             input.push(format!("    {src}{chance}drop"));
         }
     }
+    // The LAN has no name server, and the machine's is out of its reach:
+    // a name lookup fails at once instead of timing out. (Upstream's HBA
+    // has a `localhost` line, so its Postgres looks up the name of every
+    // client not matched before it, longer than libpq's connect_timeout.)
+    output.push("    meta l4proto { tcp, udp } th dport 53 reject".into());
     format!(
         "add table inet pgaf\ndelete table inet pgaf\ntable inet pgaf {{\n  chain input {{\n    type filter hook input priority 0; policy accept;\n{}\n  }}\n  chain output {{\n    type filter hook output priority 0; policy accept;\n{}\n  }}\n}}\n",
         input.join("\n"),
