@@ -197,6 +197,14 @@ impl Kind {
     /// the monitor alone or from one standby, a killed postmaster that its
     /// keeper restarts, a full disk that Postgres survives, faults of
     /// standbys and of the monitor) must not.
+    ///
+    /// A primary cut from the monitor while a standby loses packets may:
+    /// its standbys' replication is then its only proof of life, and at
+    /// 25 % loss TCP's retransmission backoff stalls it for seconds (seed
+    /// 12, fault 49: nothing from the primary for 3 s, the standby's
+    /// `wal_receiver_timeout`). Once that proof lapses its keeper fences
+    /// it and the monitor promotes the standby it can reach; see
+    /// docs/failover.md, "Timings at the defaults".
     pub fn may_fail_over(&self) -> bool {
         matches!(
             self,
@@ -209,6 +217,7 @@ impl Kind {
                 | Kind::Switchover
                 | Kind::SwitchoverUnderLoss(_)
                 | Kind::RestartMidFailover
+                | Kind::MonitorCutAndLoss(_)
         )
     }
 }
