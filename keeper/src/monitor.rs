@@ -63,20 +63,6 @@ fn sql(context: &'static str) -> impl FnOnce(tokio_postgres::Error) -> MonitorEr
     }
 }
 
-/// Hide a password in a connection string for logs.
-pub fn scrub(uri: &str) -> String {
-    match (uri.find("://"), uri.find('@')) {
-        (Some(s), Some(at)) if at > s => {
-            let userinfo = &uri[s + 3..at];
-            match userinfo.split_once(':') {
-                Some((user, _)) => format!("{}{user}:****{}", &uri[..s + 3], &uri[at..]),
-                None => uri.to_string(),
-            }
-        }
-        _ => uri.to_string(),
-    }
-}
-
 /// A node as `get_primary`, `get_other_nodes`, ... return it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeAddr {
@@ -160,7 +146,7 @@ impl Monitor {
         let (client, conn) = pgaf_pgconn::connect(uri, "pg_autoctl", timeout)
             .await
             .map_err(|why| MonitorError::Connect {
-                uri: scrub(uri),
+                uri: pgaf_pgconn::redact(uri),
                 why,
             })?;
         tokio::spawn(async move {
@@ -196,7 +182,7 @@ impl Monitor {
             None => None,
         };
         match version {
-            None => Err(MonitorError::NoExtension(scrub(&self.uri))),
+            None => Err(MonitorError::NoExtension(pgaf_pgconn::redact(&self.uri))),
             Some(v) if EXTENSION_VERSIONS.contains(&v.as_str()) => Ok(v),
             Some(v) => Err(MonitorError::Version(v)),
         }
@@ -476,7 +462,7 @@ pub async fn listen(
     let (client, mut conn) = pgaf_pgconn::connect(uri, "pg_autoctl listener", timeout)
         .await
         .map_err(|why| MonitorError::Connect {
-            uri: scrub(uri),
+            uri: pgaf_pgconn::redact(uri),
             why,
         })?;
     let (tx, rx) = mpsc::unbounded_channel();
@@ -503,19 +489,4 @@ pub async fn listen(
         .await
         .map_err(sql("LISTEN"))?;
     Ok((client, rx))
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn passwords_are_scrubbed() {
-        assert_eq!(
-            super::scrub("postgres://autoctl_node:secret@mon:5432/pg_auto_failover"),
-            "postgres://autoctl_node:****@mon:5432/pg_auto_failover"
-        );
-        assert_eq!(
-            super::scrub("postgres://autoctl_node@mon/x"),
-            "postgres://autoctl_node@mon/x"
-        );
-    }
 }

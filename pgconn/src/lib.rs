@@ -7,14 +7,16 @@
 //! rejects `sslrootcert`; the monitor URIs pg_auto_failover prints use
 //! `verify-ca`/`verify-full` with `sslrootcert` once SSL is configured.
 //! [`parse`] takes those options out of the string and [`tls`] enforces
-//! them.
+//! them. [`redact`] is the one way a connection string reaches a log.
 
 mod conninfo;
 mod error;
+mod redact;
 pub mod tls;
 
 pub use conninfo::{parse, SslMode, Target};
 pub use error::ConnError;
+pub use redact::{redact, MASK};
 pub use tls::{MakeRustls, RustlsStream};
 
 use std::time::Duration;

@@ -10,7 +10,7 @@ use clap::Parser;
 use tokio::signal::unix::{signal, SignalKind};
 
 use crate::app::App;
-use crate::config::{redact_uri, BackendTls, Config, LogFormat, Overrides, Role, TlsMode};
+use crate::config::{BackendTls, Config, LogFormat, Overrides, Role, TlsMode};
 
 /// pg_autoproxy: applications connect to one port and always reach the
 /// pg_auto_failover primary.
@@ -145,7 +145,10 @@ fn check(config: &Config) -> anyhow::Result<String> {
         .tls()
         .map_err(|e| anyhow::anyhow!("monitor.uri: {e}"))?;
     let mut out = String::new();
-    out.push_str(&format!("monitor: {}\n", redact_uri(&config.monitor.uri)));
+    out.push_str(&format!(
+        "monitor: {}\n",
+        pgaf_pgconn::redact(&config.monitor.uri)
+    ));
     out.push_str(&format!(
         "proxy: workers={} runtime={:?} relay={:?} scheduling={:?} hold_timeout={:?} grace_period={:?}\n",
         config.proxy.workers,

@@ -45,7 +45,7 @@ pub(crate) struct Config {
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct MonitorConfig {
     /// Connection string of the monitor (URI or key=value). May hold a
-    /// password: print it only through [`redact_uri`].
+    /// password: print it only through [`pgaf_pgconn::redact`].
     pub(crate) uri: String,
     /// Re-read the monitor this often even without notifications.
     pub(crate) refresh_interval: Duration,
@@ -423,39 +423,6 @@ fn socket_addr(key: &str, s: &str) -> Result<SocketAddr, ConfigError> {
             format!("\"{s}\" is not an address:port (for example \"0.0.0.0:6432\")"),
         )
     })
-}
-
-/// The connection string with any password replaced by `****`.
-pub(crate) fn redact_uri(uri: &str) -> String {
-    let mut out = uri.to_string();
-    // URI form: scheme://user:password@host
-    if let Some(scheme_end) = out.find("://") {
-        let rest_start = scheme_end + 3;
-        let authority_end = out[rest_start..]
-            .find(['/', '?'])
-            .map_or(out.len(), |i| rest_start + i);
-        if let Some(at) = out[rest_start..authority_end].rfind('@') {
-            let userinfo = &out[rest_start..rest_start + at];
-            if let Some(colon) = userinfo.find(':') {
-                out.replace_range(rest_start + colon + 1..rest_start + at, "****");
-            }
-        }
-    }
-    // password=... in a query string or key=value form.
-    let mut result = String::with_capacity(out.len());
-    let mut rest = out.as_str();
-    while let Some(pos) = rest.find("password=") {
-        let boundary_ok = pos == 0 || matches!(rest.as_bytes()[pos - 1], b'?' | b'&' | b' ');
-        result.push_str(&rest[..pos + 9]);
-        rest = &rest[pos + 9..];
-        if boundary_ok {
-            let end = rest.find(['&', ' ']).unwrap_or(rest.len());
-            result.push_str("****");
-            rest = &rest[end..];
-        }
-    }
-    result.push_str(rest);
-    result
 }
 
 // ---------------------------------------------------------------------------
@@ -1080,22 +1047,5 @@ mod tests {
         assert_eq!(parse_size(&Size::Text("1MiB".into())), Ok(1 << 20));
         assert_eq!(parse_size(&Size::Bytes(10)), Ok(10));
         assert!(parse_size(&Size::Text("99999999999GiB".into())).is_err());
-    }
-
-    #[test]
-    fn passwords_are_redacted() {
-        assert_eq!(
-            redact_uri("postgres://autoctl_node:s3cret@mon:5432/pg_auto_failover?sslmode=require"),
-            "postgres://autoctl_node:****@mon:5432/pg_auto_failover?sslmode=require"
-        );
-        assert_eq!(
-            redact_uri("postgres://u@m/db?password=abc&sslmode=require"),
-            "postgres://u@m/db?password=****&sslmode=require"
-        );
-        assert_eq!(
-            redact_uri("host=m password=abc user=u"),
-            "host=m password=**** user=u"
-        );
-        assert_eq!(redact_uri("postgres://u@m/db"), "postgres://u@m/db");
     }
 }

@@ -305,7 +305,7 @@ async fn check(a: CheckArgs, g: Globals) -> CmdResult {
                 .code(exit::MONITOR)?;
             tracing::info!(
                 "Connected to the monitor at \"{}\"",
-                crate::monitor::scrub(&k.monitor)
+                pgaf_pgconn::redact(&k.monitor)
             );
             let v = m.check_version().await.code(exit::MONITOR)?;
             tracing::info!("Monitor is running version \"{v}\", as expected");

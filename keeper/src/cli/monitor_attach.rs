@@ -186,7 +186,7 @@ pub async fn enable(a: EnableArgs, _g: Globals) -> CmdResult {
             exit::BAD_CONFIG,
             anyhow::anyhow!(
                 "Failed to enable monitor \"{}\": there is already a monitor enabled",
-                crate::monitor::scrub(&node.cfg.monitor)
+                pgaf_pgconn::redact(&node.cfg.monitor)
             ),
         ));
     }

@@ -102,13 +102,13 @@ async fn apply(pgdata: &PgdataArg, ssl: Ssl, _g: Globals) -> CmdResult {
                 let new = with_ssl_params(&k.monitor, &ssl);
                 tracing::info!(
                     "Trying to connect to monitor using connection string \"{}\"",
-                    crate::monitor::scrub(&new)
+                    pgaf_pgconn::redact(&new)
                 );
                 match crate::monitor::Monitor::connect(&new, super::show::CONNECT_TIMEOUT).await {
                     Ok(_) => {
                         tracing::info!(
                             "Updating the monitor URI to \"{}\"",
-                            crate::monitor::scrub(&new)
+                            pgaf_pgconn::redact(&new)
                         );
                         k.monitor = new;
                         uri_note = Some(Ok(()));

@@ -100,7 +100,7 @@ impl Node {
             self.monitor = Some(m);
         }
         self.monitor.as_mut().ok_or_else(|| MonitorError::Connect {
-            uri: crate::monitor::scrub(&self.cfg.monitor),
+            uri: pgaf_pgconn::redact(&self.cfg.monitor),
             why: "not connected".into(),
         })
     }

@@ -154,11 +154,10 @@ async fn reload(node: &mut Node, monitor_uri: &tokio::sync::watch::Sender<String
             );
             let ssl_changed = cfg.ssl != node.cfg.ssl;
             if cfg.monitor != node.cfg.monitor {
-                let scrub = crate::monitor::scrub;
                 tracing::info!(
                     "The monitor is now \"{}\"; it used to be \"{}\"",
-                    scrub(&cfg.monitor),
-                    scrub(&node.cfg.monitor)
+                    pgaf_pgconn::redact(&cfg.monitor),
+                    pgaf_pgconn::redact(&node.cfg.monitor)
                 );
                 if cfg.monitor == crate::config::MONITOR_DISABLED {
                     // No monitor grants a lease any more: the node keeps its

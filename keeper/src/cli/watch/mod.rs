@@ -88,7 +88,7 @@ pub async fn run(a: WatchArgs, _g: Globals) -> CmdResult {
     );
     let mut snap = Snapshot {
         formation: formation.clone(),
-        monitor: crate::monitor::scrub(&target.uri),
+        monitor: pgaf_pgconn::redact(&target.uri),
         status: "q: quit".into(),
         ..Snapshot::default()
     };
