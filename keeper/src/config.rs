@@ -403,7 +403,7 @@ impl Config {
     }
 
     pub fn save(&self, path: &Path) -> Result<(), ConfigError> {
-        write_atomically(path, self.to_ini().render().as_bytes(), 0o644).map_err(|source| {
+        write_atomically(path, self.to_ini().render().as_bytes(), 0o600).map_err(|source| {
             ConfigError::Write {
                 path: path.to_path_buf(),
                 source,

@@ -144,7 +144,9 @@ fn keyword_pairs(s: &str) -> Result<Vec<(String, String)>, ConnError> {
     }
 }
 
-fn quote(v: &str) -> String {
+/// `v` as a value of a `key=value` connection string: single-quoted, with
+/// `\\` and `'` escaped by a backslash, as libpq reads it.
+pub fn quote_value(v: &str) -> String {
     format!("'{}'", v.replace('\\', "\\\\").replace('\'', "\\'"))
 }
 
@@ -191,7 +193,7 @@ pub fn parse(conninfo: &str) -> Result<Target, ConnError> {
             if OURS.contains(&k.as_str()) {
                 take(&k, v)?;
             } else {
-                kept.push(format!("{k}={}", quote(&v)));
+                kept.push(format!("{k}={}", quote_value(&v)));
             }
         }
         kept.join(" ")

@@ -14,7 +14,7 @@ mod error;
 mod redact;
 pub mod tls;
 
-pub use conninfo::{parse, SslMode, Target};
+pub use conninfo::{parse, quote_value, SslMode, Target};
 pub use error::ConnError;
 pub use redact::{redact, MASK};
 pub use tls::{MakeRustls, RustlsStream};

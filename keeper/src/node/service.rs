@@ -598,7 +598,7 @@ async fn repoint(node: &mut Node) -> Result<(), ActionError> {
     if p.id == node.state.node_id {
         return Ok(());
     }
-    let wanted = node.source(&p, true).conninfo();
+    let wanted = node.source(&p, true).setting_line();
     let conf = std::fs::read_to_string(node.paths.pgdata.join(crate::pg::files::STANDBY_CONF))
         .unwrap_or_default();
     if !conf.contains(&wanted) {

@@ -3,7 +3,7 @@
 //! Encryption without authentication of the server: clients use
 //! `sslmode=require`.
 
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -13,8 +13,8 @@ pub enum CertError {
     Spawn(std::io::Error),
     #[error("openssl failed to make a self-signed certificate: {0}")]
     Failed(String),
-    #[error("cannot protect {path}: {source}")]
-    Chmod {
+    #[error("cannot create the private key file {path} (mode 0600): {source}")]
+    KeyFile {
         path: PathBuf,
         source: std::io::Error,
     },
@@ -41,6 +41,23 @@ pub fn ensure_self_signed(cert: &Path, key: &Path, hostname: &str) -> Result<boo
     if cert.exists() && key.exists() {
         return Ok(false);
     }
+    // The key file is made 0600 before openssl writes into it, so the key
+    // is never readable by others, not even for a moment.
+    let key_file = |source| CertError::KeyFile {
+        path: key.to_path_buf(),
+        source,
+    };
+    match std::fs::remove_file(key) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(key_file(e)),
+    }
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(key)
+        .map_err(key_file)?;
     let out = Command::new("openssl")
         .args([
             "req", "-new", "-x509", "-days", "365", "-nodes", "-text", "-out",
@@ -63,12 +80,6 @@ pub fn ensure_self_signed(cert: &Path, key: &Path, hostname: &str) -> Result<boo
             String::from_utf8_lossy(&out.stderr).trim().to_string(),
         ));
     }
-    std::fs::set_permissions(key, std::fs::Permissions::from_mode(0o600)).map_err(|source| {
-        CertError::Chmod {
-            path: key.to_path_buf(),
-            source,
-        }
-    })?;
     tracing::info!(
         "Created a self-signed certificate for \"{hostname}\" in {}",
         cert.display()
@@ -78,7 +89,28 @@ pub fn ensure_self_signed(cert: &Path, key: &Path, hostname: &str) -> Result<boo
 
 #[cfg(test)]
 mod tests {
-    use super::subject_alt_name;
+    use super::{ensure_self_signed, subject_alt_name};
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn the_key_is_made_private_and_regenerated_in_place() {
+        let dir = std::env::temp_dir().join(format!("pgaf-cert-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let (cert, key) = (dir.join("server.crt"), dir.join("server.key"));
+        // A stale key readable by everyone, without its certificate.
+        std::fs::write(&key, "old").unwrap();
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(ensure_self_signed(&cert, &key, "localhost").unwrap());
+        let meta = std::fs::metadata(&key).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+        assert!(std::fs::read_to_string(&key)
+            .unwrap()
+            .contains("PRIVATE KEY"));
+        // Both there: nothing is made again.
+        assert!(!ensure_self_signed(&cert, &key, "localhost").unwrap());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn the_alt_name_is_an_address_or_a_dns_name() {

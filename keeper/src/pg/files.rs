@@ -23,8 +23,11 @@ pub struct Settings {
     pub ssl_files: Vec<(&'static str, String)>,
 }
 
+/// `v` as a string value in a configuration file: single-quoted, with
+/// quotes doubled and backslashes escaped (the file's reader takes a
+/// backslash as an escape, as ALTER SYSTEM's writer knows).
 fn quote(v: &str) -> String {
-    format!("'{}'", v.replace('\'', "''"))
+    format!("'{}'", v.replace('\\', "\\\\").replace('\'', "''"))
 }
 
 impl Settings {
@@ -146,17 +149,26 @@ pub struct StandbySource {
 }
 
 impl StandbySource {
-    /// The `primary_conninfo` value (unquoted).
+    /// The `primary_conninfo` connection string. The password is quoted
+    /// as libpq reads it, so that any character can be in it.
     pub fn conninfo(&self) -> String {
         let mut s = format!(
             "application_name={} host={} port={} user=pgautofailover_replicator",
             self.application_name, self.host, self.port
         );
         if !self.password.is_empty() {
-            s.push_str(&format!(" password={}", self.password));
+            s.push_str(&format!(
+                " password={}",
+                pgaf_pgconn::quote_value(&self.password)
+            ));
         }
         s.push_str(&format!(" sslmode={}", self.sslmode));
         s
+    }
+
+    /// The `primary_conninfo = ...` line of the standby settings.
+    pub fn setting_line(&self) -> String {
+        format!("primary_conninfo = {}", quote(&self.conninfo()))
     }
 }
 
@@ -165,7 +177,7 @@ impl StandbySource {
 pub fn write_standby(pgdata: &Path, source: Option<&StandbySource>) -> std::io::Result<bool> {
     let mut lines = vec!["# Settings by pg_auto_failover".to_string()];
     if let Some(src) = source {
-        lines.push(format!("primary_conninfo = {}", quote(&src.conninfo())));
+        lines.push(src.setting_line());
         if let Some(slot) = &src.slot {
             lines.push(format!("primary_slot_name = {}", quote(slot)));
         }
@@ -220,19 +232,30 @@ mod tests {
 
     #[test]
     fn standby_conninfo() {
-        let src = StandbySource {
+        let mut src = StandbySource {
             application_name: "pgautofailover_standby_2".into(),
             host: "10.0.0.1".into(),
             port: 5432,
-            password: "it's".into(),
+            password: String::new(),
             sslmode: "prefer".into(),
             slot: Some("pgautofailover_standby_2".into()),
         };
         assert_eq!(
             src.conninfo(),
-            "application_name=pgautofailover_standby_2 host=10.0.0.1 port=5432 user=pgautofailover_replicator password=it's sslmode=prefer"
+            "application_name=pgautofailover_standby_2 host=10.0.0.1 port=5432 user=pgautofailover_replicator sslmode=prefer"
         );
-        assert_eq!(quote(&src.conninfo()).matches("''").count(), 1);
+        // Any password survives both quotings: libpq's inside, the
+        // configuration file's outside (PG 15 shows this line's value as
+        // the conninfo above).
+        let password = "it's a \\ pässwörd = x";
+        src.password = password.into();
+        let t = pgaf_pgconn::parse(&src.conninfo()).unwrap();
+        assert_eq!(t.config.get_password(), Some(password.as_bytes()));
+        assert_eq!(t.config.get_user(), Some("pgautofailover_replicator"));
+        assert_eq!(
+            src.setting_line(),
+            "primary_conninfo = 'application_name=pgautofailover_standby_2 host=10.0.0.1 port=5432 user=pgautofailover_replicator password=''it\\\\''s a \\\\\\\\ pässwörd = x'' sslmode=prefer'"
+        );
     }
 
     #[test]
