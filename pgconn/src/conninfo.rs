@@ -43,6 +43,7 @@ pub struct Target {
 const OURS: &[&str] = &[
     "sslmode",
     "sslrootcert",
+    "passfile",
     "sslcrl",
     "sslcert",
     "sslkey",
@@ -154,8 +155,10 @@ pub fn quote_value(v: &str) -> String {
 pub fn parse(conninfo: &str) -> Result<Target, ConnError> {
     let mut sslmode = None;
     let mut root_cert = None;
+    let mut passfile = None;
     let mut take = |k: &str, v: String| -> Result<(), ConnError> {
         match k {
+            "passfile" if !v.is_empty() => passfile = Some(PathBuf::from(v)),
             "sslmode" => sslmode = Some(SslMode::parse(&v)?),
             "requiressl" if v == "1" => sslmode = Some(SslMode::Require),
             "sslrootcert" if !v.is_empty() => root_cert = Some(PathBuf::from(v)),
@@ -204,10 +207,16 @@ pub fn parse(conninfo: &str) -> Result<Target, ConnError> {
     if config.get_hosts().is_empty() {
         return Err(ConnError::NoHost);
     }
-    // libpq reads the password from the environment; tokio-postgres does not.
+    // libpq reads the password from the environment, then from the
+    // password file (crate::passfile); tokio-postgres does neither.
     if config.get_password().is_none() {
         if let Some(p) = std::env::var_os("PGPASSWORD").filter(|p| !p.is_empty()) {
             config.password(p.as_encoded_bytes());
+        }
+    }
+    if config.get_password().is_none() {
+        if let Some(p) = crate::passfile::password_for(&config, passfile.as_deref()) {
+            config.password(p);
         }
     }
     let sslmode = sslmode.unwrap_or(SslMode::Prefer);

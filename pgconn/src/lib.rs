@@ -11,6 +11,7 @@
 
 mod conninfo;
 mod error;
+mod passfile;
 mod redact;
 pub mod tls;
 
