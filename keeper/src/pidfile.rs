@@ -3,8 +3,14 @@
 //! pg_autoctl and extension versions, the (unused) log semaphore id and one
 //! `<pid> <service>` line per service. `stop`, `reload` and `status` read
 //! line 1; a pidfile whose process is gone is stale and replaced.
+//!
+//! The service also holds an advisory lock (`flock`) on `.<pidfile>.lock`
+//! next to it for as long as it runs: two services started at the same
+//! moment cannot both see no live pidfile and both write theirs.
 
+use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, Weak};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PidError {
@@ -67,10 +73,69 @@ pub fn read_live(path: &Path) -> Option<PidInfo> {
     alive(info.pid).then_some(info)
 }
 
-/// Our pidfile, removed when dropped.
+/// Our pidfile, removed when dropped; its lock is held until then.
 #[derive(Debug)]
 pub struct PidGuard {
     path: PathBuf,
+    _lock: Arc<File>,
+}
+
+/// The pidfile locks this process holds: one command may take the
+/// pidfile twice (`create` then `run`), and a second `flock` on another
+/// descriptor of the same file would refuse it.
+static HELD: Mutex<Vec<(PathBuf, Weak<File>)>> = Mutex::new(Vec::new());
+
+fn lock_path(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    path.with_file_name(format!(".{name}.lock"))
+}
+
+/// The lock of `path`, or `None` when another process holds it.
+fn lock(path: &Path) -> Result<Option<Arc<File>>, PidError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::io::AsRawFd;
+    let lock = lock_path(path);
+    let write = |source| PidError::Write {
+        path: lock.clone(),
+        source,
+    };
+    let mut held = HELD.lock().unwrap_or_else(|p| p.into_inner());
+    held.retain(|(_, w)| w.strong_count() > 0);
+    if let Some(f) = held
+        .iter()
+        .find(|(p, _)| *p == lock)
+        .and_then(|(_, w)| w.upgrade())
+    {
+        return Ok(Some(f));
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(write)?;
+    }
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(&lock)
+        .map_err(write)?;
+    loop {
+        // SAFETY: flock on a descriptor this function owns.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+            break;
+        }
+        let e = std::io::Error::last_os_error();
+        match e.kind() {
+            std::io::ErrorKind::Interrupted => continue,
+            std::io::ErrorKind::WouldBlock => return Ok(None),
+            _ => return Err(write(e)),
+        }
+    }
+    let file = Arc::new(file);
+    held.push((lock, Arc::downgrade(&file)));
+    Ok(Some(file))
 }
 
 impl Drop for PidGuard {
@@ -84,6 +149,19 @@ impl Drop for PidGuard {
 /// Write our pidfile for `pgdata`, refusing when another live service owns
 /// it.
 pub fn acquire(path: &Path, pgdata: &Path, service: &str) -> Result<PidGuard, PidError> {
+    let Some(lock) = lock(path)? else {
+        let pid = std::fs::read_to_string(path)
+            .ok()
+            .and_then(|t| parse(&t))
+            .map_or(0, |i| i.pid);
+        return Err(PidError::Running {
+            pid,
+            pgdata: pgdata.display().to_string(),
+            path: path.to_path_buf(),
+        });
+    };
+    // A live process named by the pidfile without the lock: a service of
+    // a version that took no lock. Refused too.
     if let Some(info) = read_live(path) {
         if info.pid != std::process::id() as i32 {
             return Err(PidError::Running {
@@ -108,6 +186,7 @@ pub fn acquire(path: &Path, pgdata: &Path, service: &str) -> Result<PidGuard, Pi
     })?;
     Ok(PidGuard {
         path: path.to_path_buf(),
+        _lock: lock,
     })
 }
 
@@ -139,6 +218,33 @@ mod tests {
         drop(guard);
         drop(again);
         assert!(!path.exists());
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_held_lock_refuses_a_second_service() {
+        use std::os::unix::io::AsRawFd;
+        let dir = std::env::temp_dir().join(format!("pgaf-pidlock-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let path = dir.join("pg_autoctl.pid");
+        // Another process's lock: flock conflicts between descriptors, so
+        // a descriptor of our own stands for it.
+        std::fs::create_dir_all(&dir).unwrap();
+        let other = std::fs::File::create(lock_path(&path)).unwrap();
+        // SAFETY: flock on a descriptor the test owns.
+        let rc = unsafe { libc::flock(other.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        assert_eq!(rc, 0);
+        // Even with no pidfile yet (the other one is about to write it).
+        assert!(matches!(
+            acquire(&path, Path::new("/data/node1"), "node-active"),
+            Err(PidError::Running { pid: 0, .. })
+        ));
+        drop(other);
+        let guard = acquire(&path, Path::new("/data/node1"), "node-active").unwrap();
+        // The same process may take it again (create, then run).
+        let again = acquire(&path, Path::new("/data/node1"), "listener").unwrap();
+        drop(again);
+        drop(guard);
         let _ = std::fs::remove_dir_all(dir);
     }
 }
