@@ -811,6 +811,15 @@ impl World {
     /// component run in turn. Returns the number of rounds it took to be
     /// healthy again, or why it did not.
     pub fn recover(&self, max_rounds: usize) -> Result<usize, String> {
+        // Checked from every explored state: fast without the log, which
+        // only a failure needs (the run is deterministic, so a second run
+        // with the log fails the same way).
+        self.recover_logged(max_rounds, false)
+            .or_else(|_| self.recover_logged(max_rounds, true))
+    }
+
+    /// Faults stop: no more budget, the network heals, keepers run.
+    fn recovery_start(&self) -> World {
         let mut w = self.clone();
         w.down = 0;
         w.budget = Budget {
@@ -822,8 +831,69 @@ impl World {
         for k in &mut w.keepers {
             k.alive = true;
         }
+        w
+    }
+
+    /// One round of recovery: every keeper reports, steps and streams,
+    /// then the monitor's timer, the fences due, and a tick.
+    fn recovery_round(w: &mut World) -> Result<(), String> {
+        let run = |w: &mut World, act: Act| w.apply(act).and_then(|_| w.check());
+        for i in 0..w.n() {
+            for act in [Act::Heartbeat(i), Act::Step(i), Act::Stream(i)] {
+                if w.enabled(false).contains(&act) {
+                    run(w, act).map_err(|e| e.to_string())?;
+                }
+            }
+        }
+        run(w, Act::Timer).map_err(|e| e.to_string())?;
+        while let Some(i) = (0..w.n()).find(|&i| w.must_fence(i)) {
+            run(w, Act::Fence(i)).map_err(|e| e.to_string())?;
+        }
+        run(w, Act::Tick).map_err(|e| e.to_string())
+    }
+
+    /// As [`World::recover`], sharing work between the states of an
+    /// exploration: `known` holds the fingerprints (of canonical forms)
+    /// of states already shown to recover. A walk that reaches one stops
+    /// there, and a walk that recovers adds the states it went through.
+    /// Recovery from a canonical form is recovery under a renaming of the
+    /// nodes, which is as good.
+    pub fn recover_known(
+        &self,
+        max_rounds: usize,
+        known: &mut std::collections::HashSet<u64>,
+        fingerprint: impl Fn(&World) -> u64,
+    ) -> Result<usize, String> {
+        let mut w = self.recovery_start();
+        let mut walk = Vec::new();
+        for round in 0..max_rounds {
+            let mut c = w.clone();
+            c.canonical();
+            let f = fingerprint(&c);
+            if w.healthy() || known.contains(&f) {
+                known.extend(walk);
+                known.insert(f);
+                return Ok(round);
+            }
+            walk.push(f);
+            if World::recovery_round(&mut w).is_err() {
+                break;
+            }
+        }
+        // Failed: again with the log, for the report.
+        self.recover_logged(max_rounds, true)
+    }
+
+    fn recover_logged(&self, max_rounds: usize, logged: bool) -> Result<usize, String> {
+        let mut w = self.recovery_start();
         let mut log: Vec<String> = vec![];
         let run = |w: &mut World, act: Act, log: &mut Vec<String>| -> Result<(), String> {
+            if !logged {
+                return w
+                    .apply(act)
+                    .and_then(|_| w.check())
+                    .map_err(|e| e.to_string());
+            }
             let before = w.summary();
             let tail = |log: &Vec<String>| log[log.len().saturating_sub(30)..].join("\n");
             w.apply(act).and_then(|_| w.check()).map_err(|e| {
