@@ -4,6 +4,7 @@ use futures_util::StreamExt;
 use pgaf_fsm::{Lsn, NodeState};
 use std::time::Duration;
 use tokio::sync::mpsc;
+use tokio_postgres::error::SqlState;
 use tokio_postgres::{AsyncMessage, Client};
 
 /// The extension versions this keeper speaks to.
@@ -36,6 +37,26 @@ impl MonitorError {
             MonitorError::Sql { code, .. } => code.as_deref(),
             _ => None,
         }
+    }
+
+    fn is(&self, state: &SqlState) -> bool {
+        self.code() == Some(state.code())
+    }
+
+    /// The monitor does not know the node (any more): it was removed.
+    pub fn is_unknown_node(&self) -> bool {
+        self.is(&SqlState::UNDEFINED_OBJECT)
+    }
+
+    /// The monitor is busy with another registration or change of the
+    /// group: try again in a moment.
+    pub fn is_busy(&self) -> bool {
+        self.is(&SqlState::OBJECT_IN_USE)
+    }
+
+    /// Another node of the group has another system identifier.
+    pub fn is_other_system(&self) -> bool {
+        self.is(&SqlState::EXCLUSION_VIOLATION)
     }
 }
 
@@ -489,4 +510,22 @@ pub async fn listen(
         .await
         .map_err(sql("LISTEN"))?;
     Ok((client, rx))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::MonitorError;
+
+    #[test]
+    fn sqlstates_have_names() {
+        let e = |code: &str| MonitorError::Sql {
+            context: "node_active",
+            code: Some(code.to_string()),
+            message: "m".into(),
+        };
+        assert!(e("42704").is_unknown_node());
+        assert!(e("55006").is_busy());
+        assert!(e("23P01").is_other_system());
+        assert!(!e("55000").is_busy() && !e("55000").is_unknown_node());
+    }
 }

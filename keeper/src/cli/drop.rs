@@ -382,7 +382,7 @@ async fn finish_on_monitor(node: &LocalNode) -> Result<(), Failure> {
         match monitor.node_active(&report).await {
             Ok(_) => {}
             // The monitor does not know the node any more: done.
-            Err(e) if e.code() == Some("42704") => return Ok(()),
+            Err(e) if e.is_unknown_node() => return Ok(()),
             Err(e) => return Err(Failure::new(exit::MONITOR, e)),
         }
         let nodes = api::current_state(monitor.client(), &node.cfg.formation, None).await?;

@@ -161,17 +161,17 @@ pub async fn create(opts: &CreatePostgres) -> anyhow::Result<(Node, bool)> {
             Ok(a) => break a,
             Err(e) => {
                 let _ = client.batch_execute("ROLLBACK").await;
-                match e.code() {
-                    Some("55006") if tokio::time::Instant::now() < deadline => {
-                        tracing::info!("{e}: retrying in a moment");
-                        tokio::time::sleep(Duration::from_millis(500)).await;
-                    }
-                    Some("23P01") => bail!(
+                if e.is_other_system() {
+                    bail!(
                         "another node already exists in this group with another system identifier: \
                          register a standby from an empty or missing PGDATA, or from a copy of the primary ({e})"
-                    ),
-                    _ => return Err(e.into()),
+                    );
                 }
+                if !(e.is_busy() && tokio::time::Instant::now() < deadline) {
+                    return Err(e.into());
+                }
+                tracing::info!("{e}: retrying in a moment");
+                tokio::time::sleep(Duration::from_millis(500)).await;
             }
         }
     };

@@ -357,7 +357,7 @@ async fn iteration(node: &mut Node) -> Step {
             true
         }
         Err(e) => {
-            if e.code() == Some("42704") {
+            if e.is_unknown_node() {
                 // The monitor does not know this node any more: it was
                 // removed (`drop node`, `remove_node`).
                 if node.state.current_role != NodeState::Dropped {

@@ -352,7 +352,7 @@ pub async fn register(
     let a = loop {
         match monitor.register(&reg).await {
             Ok(a) => break a,
-            Err(e) if e.code() == Some("55006") && tokio::time::Instant::now() < deadline => {
+            Err(e) if e.is_busy() && tokio::time::Instant::now() < deadline => {
                 tracing::warn!(
                     "Failed to register node because the monitor is already registering another \
                      standby, retrying: {e}"
