@@ -145,6 +145,44 @@ pub struct Report {
     pub streaming: Option<Vec<i64>>,
 }
 
+impl Report {
+    /// The report of a node in `state` whose Postgres is running or not
+    /// (`pg_is_running`, as the monitor should see it) and says `meta`
+    /// when it could be asked. A standby's upstream is named when its
+    /// address is among `others`; a primary lists the standbys `streaming`
+    /// from it when they were observed.
+    pub fn of(
+        formation: &str,
+        state: &crate::state::KeeperState,
+        pg_is_running: bool,
+        meta: Option<&crate::pg::local::Metadata>,
+        others: &[NodeAddr],
+        streaming: Option<Vec<i64>>,
+    ) -> Report {
+        let upstream = meta
+            .and_then(|m| m.upstream.as_ref())
+            .and_then(|(host, port, age)| {
+                others
+                    .iter()
+                    .find(|n| &n.host == host && n.port == *port)
+                    .map(|n| (n.id, *age))
+            });
+        Report {
+            formation: formation.to_string(),
+            node_id: state.node_id,
+            group_id: state.group_id,
+            state: state.current_role,
+            pg_is_running,
+            tli: meta.map_or(0, |m| m.tli),
+            lsn: meta.map_or(Lsn::ZERO, |m| m.lsn),
+            rep_state: meta.map(|m| m.sync_state.clone()).unwrap_or_default(),
+            upstream_node_id: upstream.map_or(0, |u| u.0),
+            upstream_age_ms: upstream.map_or(-1, |u| u.1),
+            streaming,
+        }
+    }
+}
+
 /// Which `node_active` the monitor offers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Api {
@@ -527,5 +565,38 @@ mod tests {
         assert!(e("55006").is_busy());
         assert!(e("23P01").is_other_system());
         assert!(!e("55000").is_busy() && !e("55000").is_unknown_node());
+    }
+
+    #[test]
+    fn a_report_names_the_upstream_it_knows() {
+        use super::{NodeAddr, Report};
+        let state = crate::state::KeeperState::new(2, 0);
+        let meta = crate::pg::local::Metadata {
+            in_recovery: true,
+            lsn: pgaf_fsm::Lsn(0x3000060),
+            tli: 4,
+            sync_state: String::new(),
+            system_identifier: 1,
+            upstream: Some(("10.0.0.1".into(), 5432, 120)),
+        };
+        let primary = NodeAddr {
+            id: 1,
+            name: "node1".into(),
+            host: "10.0.0.1".into(),
+            port: 5432,
+            lsn: pgaf_fsm::Lsn::ZERO,
+            is_primary: true,
+        };
+        let r = Report::of("default", &state, true, Some(&meta), &[primary], None);
+        assert_eq!((r.node_id, r.tli, r.lsn), (2, 4, meta.lsn));
+        assert_eq!((r.upstream_node_id, r.upstream_age_ms), (1, 120));
+        // Not among the nodes it knows, or Postgres not asked: none.
+        let r = Report::of("default", &state, true, Some(&meta), &[], None);
+        assert_eq!((r.upstream_node_id, r.upstream_age_ms), (0, -1));
+        let r = Report::of("default", &state, false, None, &[], None);
+        assert_eq!(
+            (r.pg_is_running, r.tli, r.lsn),
+            (false, 0, pgaf_fsm::Lsn::ZERO)
+        );
     }
 }

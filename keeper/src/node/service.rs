@@ -280,36 +280,16 @@ async fn iteration(node: &mut Node) -> Step {
     } else {
         (None, None)
     };
-    let mut report = Report {
-        formation: node.cfg.formation.clone(),
-        node_id: node.state.node_id,
-        group_id: node.state.group_id,
-        state: node.state.current_role,
-        pg_is_running: reported_running(node),
-        tli: meta.as_ref().map_or(0, |m| m.tli),
-        lsn: meta.as_ref().map_or(pgaf_fsm::Lsn::ZERO, |m| m.lsn),
-        rep_state: meta
-            .as_ref()
-            .map(|m| m.sync_state.clone())
-            .unwrap_or_default(),
-        upstream_node_id: 0,
-        upstream_age_ms: -1,
-        streaming,
-    };
     // Who streams from whom (docs/failover.md): a standby names the node
-    // its WAL receiver streams from (a primary lists its standbys above).
-    if let Some(m) = meta.as_ref() {
-        if let Some((host, port, age)) = &m.upstream {
-            if let Some(n) = node
-                .others
-                .iter()
-                .find(|n| &n.host == host && n.port == *port)
-            {
-                report.upstream_node_id = n.id;
-                report.upstream_age_ms = *age;
-            }
-        }
-    }
+    // its WAL receiver streams from, a primary lists its standbys.
+    let report = Report::of(
+        &node.cfg.formation,
+        &node.state,
+        reported_running(node),
+        meta.as_ref(),
+        &node.others,
+        streaming,
+    );
     node.reporter
         .set_upstream(report.upstream_node_id, report.upstream_age_ms);
 

@@ -254,22 +254,7 @@ pub async fn node_active(
     } else {
         None
     };
-    let report = Report {
-        formation: cfg.formation.clone(),
-        node_id: state.node_id,
-        group_id: state.group_id,
-        state: state.current_role,
-        pg_is_running: ready,
-        tli: meta.as_ref().map_or(0, |m| m.tli),
-        lsn: meta.as_ref().map_or(pgaf_fsm::Lsn::ZERO, |m| m.lsn),
-        rep_state: meta
-            .as_ref()
-            .map(|m| m.sync_state.clone())
-            .unwrap_or_default(),
-        upstream_node_id: 0,
-        upstream_age_ms: -1,
-        streaming: None,
-    };
+    let report = Report::of(&cfg.formation, &state, ready, meta.as_ref(), &[], None);
     let mut m = connect(cfg).await?;
     let a = m.node_active(&report).await.map_err(|e| {
         Failure::new(
