@@ -219,7 +219,8 @@ fn summary(out: &mut String, name: &str, outcomes: &[Outcome]) {
         "| {name} | {} | {failovers} | {unexpected} | {lost} | {} ({:.2} s in all) | {} |",
         outcomes.len(),
         split.len(),
-        split.iter().sum::<f64>(),
+        // An empty float sum is -0.0: printed "-0.00 s".
+        split.iter().sum::<f64>() + 0.0,
         if unconverged.is_empty() {
             "0".to_string()
         } else {
