@@ -45,27 +45,31 @@ pub(crate) fn lookup(text: &str, w: &Wanted<'_>) -> Option<String> {
 /// The four matched fields and the password of one line (`None` when it
 /// has fewer than five fields).
 fn split(line: &str) -> Option<([String; 4], String)> {
-    let mut fields: [String; 4] = Default::default();
     let mut chars = line.chars();
+    let mut fields: [String; 4] = Default::default();
     for field in fields.iter_mut() {
-        loop {
-            match chars.next()? {
-                ':' => break,
-                '\\' => field.push(chars.next().unwrap_or('\\')),
-                c => field.push(c),
-            }
+        let (text, ended_by_colon) = field_of(&mut chars);
+        if !ended_by_colon {
+            return None;
         }
+        *field = text;
     }
     // As libpq: the password ends at the next unescaped ':'.
-    let mut password = String::new();
+    Some((fields, field_of(&mut chars).0))
+}
+
+/// The next field of a line, unescaped, and whether a ':' ended it (not
+/// the end of the line).
+fn field_of(chars: &mut std::str::Chars<'_>) -> (String, bool) {
+    let mut field = String::new();
     while let Some(c) = chars.next() {
         match c {
-            ':' => break,
-            '\\' => password.push(chars.next().unwrap_or('\\')),
-            c => password.push(c),
+            ':' => return (field, true),
+            '\\' => field.push(chars.next().unwrap_or('\\')),
+            c => field.push(c),
         }
     }
-    Some((fields, password))
+    (field, false)
 }
 
 /// Which file to read: the `passfile` option, `PGPASSFILE`, `~/.pgpass`.
@@ -180,16 +184,24 @@ mod tests {
         assert_eq!(lookup(text, &w).as_deref(), Some("w ord 'é"));
     }
 
-    #[test]
-    fn a_file_others_may_read_is_ignored() {
+    /// A password file holding `text` with `mode`, in a directory of
+    /// `test`'s own; removed with the returned directory.
+    fn passfile(test: &str, text: &str, mode: u32) -> (PathBuf, PathBuf) {
         use std::os::unix::fs::PermissionsExt;
-        let dir = std::env::temp_dir().join(format!("pgaf-pgpass-{}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("pgaf-{test}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("pgpass");
-        std::fs::write(&file, "*:*:*:u:secret\n").unwrap();
+        std::fs::write(&file, text).unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode)).unwrap();
+        (dir, file)
+    }
+
+    #[test]
+    fn a_file_others_may_read_is_ignored() {
+        use std::os::unix::fs::PermissionsExt;
+        let (dir, file) = passfile("pgpass", "*:*:*:u:secret\n", 0o644);
         let config: tokio_postgres::Config = "host=/var/run/postgresql user=u".parse().unwrap();
-        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
         assert_eq!(password_for(&config, Some(&file)), None);
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
         assert_eq!(
@@ -201,17 +213,11 @@ mod tests {
 
     #[test]
     fn hosts_are_tried_in_order_and_sockets_are_localhost() {
-        let dir = std::env::temp_dir().join(format!("pgaf-pgpass2-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let file = dir.join("pgpass");
-        std::fs::write(
-            &file,
+        let (dir, file) = passfile(
+            "pgpass2",
             "m2:6001:pg_auto_failover:autoctl_node:two\nlocalhost:5432:u:u:local\n",
-        )
-        .unwrap();
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+            0o600,
+        );
         let multi: tokio_postgres::Config =
             "host=m1,m2 port=6000,6001 user=autoctl_node dbname=pg_auto_failover"
                 .parse()
