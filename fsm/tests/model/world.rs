@@ -811,11 +811,18 @@ impl World {
     /// component run in turn. Returns the number of rounds it took to be
     /// healthy again, or why it did not.
     pub fn recover(&self, max_rounds: usize) -> Result<usize, String> {
-        // Checked from every explored state: fast without the log, which
-        // only a failure needs (the run is deterministic, so a second run
-        // with the log fails the same way).
-        self.recover_logged(max_rounds, false)
-            .or_else(|_| self.recover_logged(max_rounds, true))
+        // Fast without the log, which only a failure needs (the run is
+        // deterministic, so a second run with the log fails the same way).
+        let mut w = self.recovery_start();
+        for round in 0..max_rounds {
+            if w.healthy() {
+                return Ok(round);
+            }
+            if World::recovery_round(&mut w, &mut World::act_checked).is_err() {
+                break;
+            }
+        }
+        self.recover_logged(max_rounds)
     }
 
     /// Faults stop: no more budget, the network heals, keepers run.
@@ -834,22 +841,32 @@ impl World {
         w
     }
 
-    /// One round of recovery: every keeper reports, steps and streams,
-    /// then the monitor's timer, the fences due, and a tick.
-    fn recovery_round(w: &mut World) -> Result<(), String> {
-        let run = |w: &mut World, act: Act| w.apply(act).and_then(|_| w.check());
+    /// `act`, then the invariants.
+    fn act_checked(w: &mut World, act: Act) -> Result<(), String> {
+        w.apply(act)
+            .and_then(|_| w.check())
+            .map_err(|e| e.to_string())
+    }
+
+    /// One round of recovery, each action through `run`: every keeper
+    /// reports, steps and streams, then the monitor's timer, the fences
+    /// due, and a tick.
+    fn recovery_round(
+        w: &mut World,
+        run: &mut impl FnMut(&mut World, Act) -> Result<(), String>,
+    ) -> Result<(), String> {
         for i in 0..w.n() {
             for act in [Act::Heartbeat(i), Act::Step(i), Act::Stream(i)] {
                 if w.enabled(false).contains(&act) {
-                    run(w, act).map_err(|e| e.to_string())?;
+                    run(w, act)?;
                 }
             }
         }
-        run(w, Act::Timer).map_err(|e| e.to_string())?;
+        run(w, Act::Timer)?;
         while let Some(i) = (0..w.n()).find(|&i| w.must_fence(i)) {
-            run(w, Act::Fence(i)).map_err(|e| e.to_string())?;
+            run(w, Act::Fence(i))?;
         }
-        run(w, Act::Tick).map_err(|e| e.to_string())
+        run(w, Act::Tick)
     }
 
     /// As [`World::recover`], sharing work between the states of an
@@ -876,30 +893,26 @@ impl World {
                 return Ok(round);
             }
             walk.push(f);
-            if World::recovery_round(&mut w).is_err() {
+            if World::recovery_round(&mut w, &mut World::act_checked).is_err() {
                 break;
             }
         }
         // Failed: again with the log, for the report.
-        self.recover_logged(max_rounds, true)
+        self.recover_logged(max_rounds)
     }
 
-    fn recover_logged(&self, max_rounds: usize, logged: bool) -> Result<usize, String> {
+    /// The recovery of [`World::recover`], logging every change of state
+    /// for the failure report.
+    fn recover_logged(&self, max_rounds: usize) -> Result<usize, String> {
         let mut w = self.recovery_start();
         let mut log: Vec<String> = vec![];
-        let run = |w: &mut World, act: Act, log: &mut Vec<String>| -> Result<(), String> {
-            if !logged {
-                return w
-                    .apply(act)
-                    .and_then(|_| w.check())
-                    .map_err(|e| e.to_string());
-            }
+        let mut run = |w: &mut World, act: Act| -> Result<(), String> {
             let before = w.summary();
             let tail = |log: &Vec<String>| log[log.len().saturating_sub(30)..].join("\n");
             w.apply(act).and_then(|_| w.check()).map_err(|e| {
                 format!(
                     "{e}\nrecovery steps (last changes):\n{}\n  {act:?}\n    {}",
-                    tail(log),
+                    tail(&log),
                     w.summary()
                 )
             })?;
@@ -913,18 +926,7 @@ impl World {
             if w.healthy() {
                 return Ok(round);
             }
-            for i in 0..w.n() {
-                for act in [Act::Heartbeat(i), Act::Step(i), Act::Stream(i)] {
-                    if w.enabled(false).contains(&act) {
-                        run(&mut w, act, &mut log)?;
-                    }
-                }
-            }
-            run(&mut w, Act::Timer, &mut log)?;
-            while let Some(i) = (0..w.n()).find(|&i| w.must_fence(i)) {
-                run(&mut w, Act::Fence(i), &mut log)?;
-            }
-            run(&mut w, Act::Tick, &mut log)?;
+            World::recovery_round(&mut w, &mut run)?;
         }
         let tail = log.len().saturating_sub(40);
         Err(format!(
