@@ -437,6 +437,16 @@ fn ssl_to_ini(ini: &mut Ini, ssl: &Ssl) {
     ini.set("ssl", "key_file", &ssl.key_file);
 }
 
+/// `.<name of path><suffix>`, next to `path`: a temporary or lock file of
+/// its own.
+pub fn hidden_sibling(path: &Path, suffix: &str) -> std::path::PathBuf {
+    let name = path
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    path.with_file_name(format!(".{name}{suffix}"))
+}
+
 /// Write `bytes` to `path` through a temporary file, fsync and rename.
 pub fn write_atomically(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
     use std::io::Write;
@@ -449,11 +459,7 @@ pub fn write_atomically(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result
     // each rename must find its own file.
     static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let name = path
-        .file_name()
-        .map(|f| f.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.{}.{n}.new", std::process::id()));
+    let tmp = hidden_sibling(path, &format!(".{}.{n}.new", std::process::id()));
     let _ = std::fs::remove_file(&tmp);
     let mut f = std::fs::OpenOptions::new()
         .write(true)

@@ -86,11 +86,7 @@ pub struct PidGuard {
 static HELD: Mutex<Vec<(PathBuf, Weak<File>)>> = Mutex::new(Vec::new());
 
 fn lock_path(path: &Path) -> PathBuf {
-    let name = path
-        .file_name()
-        .map(|f| f.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    path.with_file_name(format!(".{name}.lock"))
+    crate::config::hidden_sibling(path, ".lock")
 }
 
 /// The lock of `path`, or `None` when another process holds it.

@@ -114,11 +114,7 @@ impl StateLock {
     pub fn acquire(state: &Path) -> StateLock {
         use std::os::unix::fs::OpenOptionsExt;
         use std::os::unix::io::AsRawFd;
-        let name = state
-            .file_name()
-            .map(|f| f.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let lock = state.with_file_name(format!(".{name}.lock"));
+        let lock = crate::config::hidden_sibling(state, ".lock");
         let file = match std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)
