@@ -447,6 +447,37 @@ pub fn hidden_sibling(path: &Path, suffix: &str) -> std::path::PathBuf {
     path.with_file_name(format!(".{name}{suffix}"))
 }
 
+/// An exclusive `flock` on `path`'s lock file (`.<name>.lock`, created
+/// with `mode`): waited for with `wait`, else `None` when another process
+/// holds it. The lock lasts as long as the file returned stays open.
+pub fn lock_file(path: &Path, mode: u32, wait: bool) -> std::io::Result<Option<std::fs::File>> {
+    use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::io::AsRawFd;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(mode)
+        .open(hidden_sibling(path, ".lock"))?;
+    let how = if wait {
+        libc::LOCK_EX
+    } else {
+        libc::LOCK_EX | libc::LOCK_NB
+    };
+    loop {
+        // SAFETY: flock on a descriptor this function owns.
+        if unsafe { libc::flock(file.as_raw_fd(), how) } == 0 {
+            return Ok(Some(file));
+        }
+        let e = std::io::Error::last_os_error();
+        match e.kind() {
+            std::io::ErrorKind::Interrupted => continue,
+            std::io::ErrorKind::WouldBlock => return Ok(None),
+            _ => return Err(e),
+        }
+    }
+}
+
 /// Write `bytes` to `path` through a temporary file, fsync and rename.
 pub fn write_atomically(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
     use std::io::Write;

@@ -91,8 +91,6 @@ fn lock_path(path: &Path) -> PathBuf {
 
 /// The lock of `path`, or `None` when another process holds it.
 fn lock(path: &Path) -> Result<Option<Arc<File>>, PidError> {
-    use std::os::unix::fs::OpenOptionsExt;
-    use std::os::unix::io::AsRawFd;
     let lock = lock_path(path);
     let write = |source| PidError::Write {
         path: lock.clone(),
@@ -110,25 +108,9 @@ fn lock(path: &Path) -> Result<Option<Arc<File>>, PidError> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(write)?;
     }
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .mode(0o600)
-        .open(&lock)
-        .map_err(write)?;
-    loop {
-        // SAFETY: flock on a descriptor this function owns.
-        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
-            break;
-        }
-        let e = std::io::Error::last_os_error();
-        match e.kind() {
-            std::io::ErrorKind::Interrupted => continue,
-            std::io::ErrorKind::WouldBlock => return Ok(None),
-            _ => return Err(write(e)),
-        }
-    }
+    let Some(file) = crate::config::lock_file(path, 0o600, false).map_err(write)? else {
+        return Ok(None);
+    };
     let file = Arc::new(file);
     held.push((lock, Arc::downgrade(&file)));
     Ok(Some(file))

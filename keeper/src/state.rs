@@ -112,30 +112,11 @@ impl StateLock {
     /// process may not open (created by another user) gives no lock rather
     /// than an error: the write still happens, as it did before locking.
     pub fn acquire(state: &Path) -> StateLock {
-        use std::os::unix::fs::OpenOptionsExt;
-        use std::os::unix::io::AsRawFd;
-        let lock = crate::config::hidden_sibling(state, ".lock");
-        let file = match std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(0o644)
-            .open(&lock)
-        {
-            Ok(f) => f,
+        match crate::config::lock_file(state, 0o644, true) {
+            Ok(file) => StateLock { _file: file },
             Err(e) => {
-                tracing::debug!("no lock on {}: {e}", lock.display());
-                return StateLock { _file: None };
-            }
-        };
-        loop {
-            // SAFETY: flock on a descriptor this function owns.
-            let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
-            if rc == 0 {
-                return StateLock { _file: Some(file) };
-            }
-            if std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
-                return StateLock { _file: None };
+                tracing::debug!("no lock on {}: {e}", state.display());
+                StateLock { _file: None }
             }
         }
     }
