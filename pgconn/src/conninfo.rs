@@ -53,7 +53,7 @@ const OURS: &[&str] = &[
     "requiressl",
 ];
 
-fn percent_decode(s: &str) -> Result<String, ConnError> {
+pub(crate) fn percent_decode(s: &str) -> Result<String, ConnError> {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;

@@ -53,7 +53,10 @@ fn redact_uri(uri: &str) -> String {
         let params: Vec<String> = params
             .split('&')
             .map(|p| match p.split_once('=') {
-                Some((k, _)) if is_secret(k) => format!("{k}={MASK}"),
+                // Keys are percent-decoded, as `parse` and libpq read them.
+                Some((k, _)) if crate::conninfo::percent_decode(k).is_ok_and(|k| is_secret(&k)) => {
+                    format!("{k}={MASK}")
+                }
                 _ => p.to_string(),
             })
             .collect();
@@ -149,6 +152,10 @@ mod tests {
             (
                 "postgres://u@m/db?sslmode=require&password=abc",
                 "postgres://u@m/db?sslmode=require&password=****",
+            ),
+            (
+                "postgres://u@m/db?pass%77ord=abc",
+                "postgres://u@m/db?pass%77ord=****",
             ),
             (
                 "postgres://u@m/db?sslpassword=k3y&sslkey=/k",
